@@ -1,0 +1,211 @@
+//! Sharing: one informer per (type, namespace, selectors) in a process.
+
+use std::{
+    any::{Any, TypeId},
+    collections::HashMap,
+    fmt::Debug,
+    sync::{Arc, Mutex},
+};
+
+use kube::{Api, Client, Resource, core::PartialObjectMeta, runtime::watcher};
+use serde::de::DeserializeOwned;
+
+use super::{Informer, Transform, strip_managed_fields};
+
+/// Which objects of a type an informer watches. The default is every namespace, no
+/// selectors.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[must_use]
+pub struct Scope {
+    namespace: Option<String>,
+    labels: Option<String>,
+    fields: Option<String>,
+}
+
+impl Scope {
+    /// Every object of the type.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Only objects in `namespace`.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// Only objects matching this label selector, e.g. `app=web,tier!=cache`.
+    pub fn labels(mut self, selector: impl Into<String>) -> Self {
+        self.labels = Some(selector.into());
+        self
+    }
+
+    /// Only objects matching this field selector, e.g. `spec.nodeName=node-1`.
+    pub fn fields(mut self, selector: impl Into<String>) -> Self {
+        self.fields = Some(selector.into());
+        self
+    }
+
+    /// The namespace restriction is a `metadata.namespace` field selector on the
+    /// all-namespaces path, which keeps one code path for every resource scope.
+    fn watcher_config(&self) -> watcher::Config {
+        let mut config = watcher::Config::default();
+        if let Some(labels) = &self.labels {
+            config = config.labels(labels);
+        }
+        let fields = [
+            self.namespace
+                .as_ref()
+                .map(|ns| format!("metadata.namespace={ns}")),
+            self.fields.clone(),
+        ];
+        let fields: Vec<String> = fields.into_iter().flatten().collect();
+        if !fields.is_empty() {
+            config = config.fields(&fields.join(","));
+        }
+        config
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct InformerId {
+    type_id: TypeId,
+    scope: Scope,
+}
+
+/// Hands out shared informers: asking twice for the same type and [`Scope`] returns the
+/// same informer, so the process holds one watch and one cache for it. Cloning gives
+/// another handle to the same factory.
+///
+/// The first request for an informer decides its transform; later requests get the
+/// existing informer whatever they ask for (the default transform strips
+/// `metadata.managedFields`).
+#[derive(Clone)]
+pub struct InformerFactory {
+    client: Client,
+    informers: Arc<Mutex<HashMap<InformerId, Entry>>>,
+}
+
+struct Entry {
+    informer: Box<dyn Any + Send + Sync>,
+    start: Box<dyn Fn() + Send + Sync>,
+    stop: Box<dyn Fn() + Send + Sync>,
+}
+
+impl std::fmt::Debug for InformerFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = self.lock().len();
+        f.debug_struct("InformerFactory")
+            .field("informers", &count)
+            .finish()
+    }
+}
+
+impl InformerFactory {
+    /// A factory whose informers use `client`.
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            informers: Arc::default(),
+        }
+    }
+
+    /// The client informers are created with.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<InformerId, Entry>> {
+        self.informers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The shared informer of full `K` objects in `scope`, created if needed (not
+    /// started: call [`start`](Self::start) or [`Informer::start`]).
+    pub fn informer<K>(&self, scope: &Scope) -> Informer<K>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        self.informer_with_transform(scope, Some(strip_managed_fields()))
+    }
+
+    /// Like [`informer`](Self::informer), choosing the transform if this call creates it.
+    pub fn informer_with_transform<K>(
+        &self,
+        scope: &Scope,
+        transform: Option<Transform<K>>,
+    ) -> Informer<K>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        self.get_or_create(scope, || {
+            let stream = watcher(Api::<K>::all(self.client.clone()), scope.watcher_config());
+            Informer::from_stream(stream, transform)
+        })
+    }
+
+    /// The shared informer of `K`'s metadata only (`PartialObjectMeta`), for types a
+    /// controller only maps or counts: far less memory and traffic than full objects.
+    pub fn metadata_informer<K>(&self, scope: &Scope) -> Informer<PartialObjectMeta<K>>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        self.get_or_create(scope, || {
+            // kube sends metadata-only requests for `Api<PartialObjectMeta<_>>`.
+            let api = Api::<PartialObjectMeta<K>>::all(self.client.clone());
+            let stream = watcher(api, scope.watcher_config());
+            Informer::from_stream(stream, Some(strip_managed_fields()))
+        })
+    }
+
+    fn get_or_create<K>(&self, scope: &Scope, create: impl FnOnce() -> Informer<K>) -> Informer<K>
+    where
+        K: Resource + Clone + Send + Sync + 'static,
+    {
+        let id = InformerId {
+            type_id: TypeId::of::<K>(),
+            scope: scope.clone(),
+        };
+        let mut informers = self.lock();
+        let entry = informers.entry(id).or_insert_with(|| {
+            let informer = create();
+            let (starter, stopper) = (informer.clone(), informer.clone());
+            Entry {
+                informer: Box::new(informer),
+                start: Box::new(move || starter.start()),
+                stop: Box::new(move || stopper.stop()),
+            }
+        });
+        entry
+            .informer
+            .downcast_ref::<Informer<K>>()
+            .expect("informers are keyed by their type")
+            .clone()
+    }
+
+    /// Starts every informer created so far that is not running yet.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn start(&self) {
+        for entry in self.lock().values() {
+            (entry.start)();
+        }
+    }
+
+    /// How many distinct informers (watches) the factory holds.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether the factory holds no informer.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Stops every informer's list+watch.
+    pub fn shutdown(&self) {
+        for entry in self.lock().values() {
+            (entry.stop)();
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! [`ObjectKey`]: the `namespace/name` of an object, as queues and stores key it.
+
+use std::{fmt, sync::Arc};
+
+use kube::{Resource, ResourceExt};
+
+/// The `namespace/name` (or `name` for cluster-scoped objects) of an object.
+///
+/// One shared string, so clones are a reference-count bump; queues, stores and indexes
+/// hold many of them. Kubernetes names never contain `/`, so the split is unambiguous.
+///
+/// ```
+/// use kube_reconcile::ObjectKey;
+/// let key = ObjectKey::new(Some("default"), "web");
+/// assert_eq!((key.namespace(), key.name()), (Some("default"), "web"));
+/// assert_eq!(key.to_string(), "default/web");
+/// assert_eq!(ObjectKey::new(None, "node-1").namespace(), None);
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey(Arc<str>);
+
+impl ObjectKey {
+    /// The key of `name` in `namespace` (`None` for cluster-scoped objects).
+    pub fn new(namespace: Option<&str>, name: &str) -> Self {
+        match namespace {
+            Some(ns) if !ns.is_empty() => Self(format!("{ns}/{name}").into()),
+            _ => Self(name.into()),
+        }
+    }
+
+    /// The key of an object, from its metadata.
+    pub fn of<K: Resource>(object: &K) -> Self {
+        Self::new(object.namespace().as_deref(), &object.name_any())
+    }
+
+    /// The namespace, if the object is namespaced.
+    pub fn namespace(&self) -> Option<&str> {
+        self.0.split_once('/').map(|(ns, _)| ns)
+    }
+
+    /// The name.
+    pub fn name(&self) -> &str {
+        self.0.split_once('/').map_or(&self.0, |(_, name)| name)
+    }
+
+    /// The key as `namespace/name`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ObjectKey({})", self.0)
+    }
+}

@@ -1,0 +1,21 @@
+//! kube-reconcile: build Kubernetes operators in Rust.
+//!
+//! The pieces, each in its own module:
+//! - [`informer`]: one list+watch per type and scope, shared by every consumer in the
+//!   process, filling an indexed [`store`];
+//! - [`queue`]: the work queue and rate limiters (client-go's semantics);
+//! - [`ObjectKey`]: how queues and stores name objects;
+//! - [`testing`] (feature `testing`): a real local control plane — etcd and
+//!   kube-apiserver v1.37 built from Go modules, optionally kube-scheduler with kwok's
+//!   fake Nodes and kube-controller-manager — for integration tests and demos.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod informer;
+mod key;
+pub mod queue;
+pub mod store;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
+
+pub use key::ObjectKey;

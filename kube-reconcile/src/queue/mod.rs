@@ -1,0 +1,447 @@
+//! The work queue: keys to reconcile, deduplicated, never handed to two workers at once.
+//!
+//! Semantics follow client-go's `util/workqueue`, which controller authors already rely
+//! on:
+//! - a key is either *dirty* (waiting in the queue), *processing* (handed out by
+//!   [`WorkQueue::get`], not yet [`WorkQueue::done`]), both, or neither;
+//! - [`add`](WorkQueue::add) of a dirty key does nothing, so a burst of events for one
+//!   object collapses into one reconcile;
+//! - a key added while it is processing is queued again only when its worker calls
+//!   `done`, so no key is ever processed concurrently;
+//! - [`add_after`](WorkQueue::add_after) delays an add; for a key delayed twice, the
+//!   earlier time wins;
+//! - [`add_rate_limited`](WorkQueue::add_rate_limited) asks the [`RateLimiter`] for the
+//!   delay, [`forget`](WorkQueue::forget) clears the key's failure history;
+//! - after [`shutdown`](WorkQueue::shutdown), adds are ignored and `get` returns the keys
+//!   still queued, then `None`; [`shutdown_with_drain`](WorkQueue::shutdown_with_drain)
+//!   also waits for every processing key to be `done`.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use kube_reconcile::queue::WorkQueue;
+//!
+//! let queue = WorkQueue::<String>::new("example");
+//! queue.add("default/web".to_string());
+//! queue.add("default/web".to_string()); // already queued: collapses into one
+//! let key = queue.get().await.unwrap();
+//! queue.add(key.clone()); // processing: queued again only after done
+//! assert_eq!(queue.len(), 0);
+//! queue.done(&key);
+//! assert_eq!(queue.len(), 1);
+//! # }
+//! ```
+
+mod metrics;
+mod rate_limit;
+
+use std::{
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap, HashSet, VecDeque},
+    fmt,
+    hash::Hash,
+    sync::{Arc, Mutex, MutexGuard, Weak},
+    time::Duration,
+};
+
+use tokio::{sync::Notify, time::Instant};
+
+pub use metrics::{NoopQueueMetrics, QueueMetrics, QueueMetricsProvider};
+pub use rate_limit::{
+    BoxRateLimiter, ItemExponentialBackoff, MaxOf, RateLimiter, TokenBucket, client_go_default,
+    default_rate_limiter,
+};
+
+/// What a queue key must be: cheap to clone (an `Arc` inside is ideal), hashable, and
+/// shareable across workers.
+pub trait QueueKey: Clone + Eq + Hash + Send + Sync + 'static {}
+impl<T: Clone + Eq + Hash + Send + Sync + 'static> QueueKey for T {}
+
+/// A rate-limited, delaying work queue of keys. Cloning gives another handle to the
+/// same queue. See the [module docs](self) for the semantics.
+pub struct WorkQueue<K: QueueKey> {
+    inner: Arc<Inner<K>>,
+}
+
+impl<K: QueueKey> Clone for WorkQueue<K> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<K: QueueKey> fmt::Debug for WorkQueue<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.inner.lock();
+        f.debug_struct("WorkQueue")
+            .field("name", &self.inner.name)
+            .field("queued", &state.queue.len())
+            .field("processing", &state.processing.len())
+            .field("waiting", &state.waiting_keys.len())
+            .field("shutting_down", &state.shutting_down)
+            .finish()
+    }
+}
+
+struct Inner<K> {
+    name: String,
+    state: Mutex<State<K>>,
+    /// Wakes workers blocked in `get`.
+    ready: Notify,
+    /// Wakes `shutdown_with_drain` when the last processing key is done.
+    drained: Notify,
+    rate_limiter: BoxRateLimiter<K>,
+    /// `None` skips every clock read that only metrics need.
+    metrics: Option<Arc<dyn QueueMetrics>>,
+}
+
+struct State<K> {
+    queue: VecDeque<K>,
+    dirty: HashSet<K>,
+    /// Processing keys, with the time their worker took them when metrics are on.
+    processing: HashMap<K, Option<Instant>>,
+    /// When each dirty key was added, when metrics are on.
+    added_at: HashMap<K, Instant>,
+    /// Delayed adds: a min-heap of (due, sequence), the key of each live sequence, and
+    /// the live entry of each key. Heap entries without a live sequence are stale.
+    waiting: BinaryHeap<Reverse<(Instant, u64)>>,
+    waiting_by_sequence: HashMap<u64, K>,
+    waiting_keys: HashMap<K, (Instant, u64)>,
+    sequence: u64,
+    shutting_down: bool,
+}
+
+impl<K> Inner<K> {
+    fn lock(&self) -> MutexGuard<'_, State<K>> {
+        // A panic while holding the lock cannot leave the sets half-updated in a way
+        // that matters more than stopping every worker would.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl<K: QueueKey> WorkQueue<K> {
+    /// A queue with the default rate limiter ([`default_rate_limiter`]) and no metrics.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self::builder(name).build()
+    }
+
+    /// Starts building a queue with a chosen rate limiter and metrics.
+    pub fn builder(name: impl Into<String>) -> WorkQueueBuilder<K> {
+        WorkQueueBuilder {
+            name: name.into(),
+            rate_limiter: None,
+            metrics: None,
+        }
+    }
+
+    /// The queue's name, used as the `name` label of its metrics.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Marks `key` as needing work. Does nothing if it is already queued or the queue
+    /// is shutting down; if it is processing, it is queued again when it is done.
+    pub fn add(&self, key: K) {
+        let mut state = self.inner.lock();
+        self.add_locked(&mut state, key);
+    }
+
+    fn add_locked(&self, state: &mut State<K>, key: K) {
+        if state.shutting_down || state.dirty.contains(&key) {
+            return;
+        }
+        if let Some(metrics) = &self.inner.metrics {
+            metrics.added();
+            state.added_at.insert(key.clone(), Instant::now());
+        }
+        if state.processing.contains_key(&key) {
+            state.dirty.insert(key);
+            return;
+        }
+        state.dirty.insert(key.clone());
+        state.queue.push_back(key);
+        self.report_depth(state);
+        self.inner.ready.notify_one();
+    }
+
+    /// Adds `key` after `delay`. If the key is already waiting, the earlier time wins.
+    /// A zero delay adds at once.
+    pub fn add_after(&self, key: K, delay: Duration) {
+        let mut state = self.inner.lock();
+        if state.shutting_down {
+            return;
+        }
+        if delay.is_zero() {
+            self.add_locked(&mut state, key);
+            return;
+        }
+        let due = Instant::now() + delay;
+        if state
+            .waiting_keys
+            .get(&key)
+            .is_some_and(|(existing, _)| *existing <= due)
+        {
+            return;
+        }
+        state.sequence += 1;
+        let sequence = state.sequence;
+        if let Some((_, superseded)) = state.waiting_keys.insert(key.clone(), (due, sequence)) {
+            state.waiting_by_sequence.remove(&superseded);
+        }
+        state.waiting_by_sequence.insert(sequence, key);
+        state.waiting.push(Reverse((due, sequence)));
+        // A worker may be sleeping until a later deadline: let it recompute.
+        self.inner.ready.notify_waiters();
+    }
+
+    /// Adds `key` after the delay the rate limiter gives it (its next backoff step).
+    pub fn add_rate_limited(&self, key: K) {
+        let delay = self.inner.rate_limiter.when(&key);
+        if let Some(metrics) = &self.inner.metrics {
+            metrics.retried();
+        }
+        self.add_after(key, delay);
+    }
+
+    /// Clears the rate limiter's failure history of `key` (call after a success).
+    /// It does not remove the key from the queue.
+    pub fn forget(&self, key: &K) {
+        self.inner.rate_limiter.forget(key);
+    }
+
+    /// How many times `key` was rate-limited since it was last forgotten.
+    pub fn num_requeues(&self, key: &K) -> u32 {
+        self.inner.rate_limiter.num_requeues(key)
+    }
+
+    /// Waits for a key to work on and marks it processing; the caller must call
+    /// [`done`](Self::done) with it. Returns `None` once the queue is shut down and
+    /// empty (delayed keys not yet due are dropped at shutdown).
+    pub async fn get(&self) -> Option<K> {
+        loop {
+            let notified = self.inner.ready.notified();
+            tokio::pin!(notified);
+            // Register before looking, so an add between the look and the wait is seen.
+            notified.as_mut().enable();
+            let next_due = {
+                let mut state = self.inner.lock();
+                if let Some(key) = self.take_locked(&mut state) {
+                    return Some(key);
+                }
+                if state.shutting_down {
+                    return None;
+                }
+                state.waiting.peek().map(|Reverse((due, _))| *due)
+            };
+            match next_due {
+                Some(due) => {
+                    tokio::select! {
+                        _ = &mut notified => {}
+                        _ = tokio::time::sleep_until(due) => {}
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+
+    /// Pops the next key, first moving delayed keys that are due into the queue.
+    fn take_locked(&self, state: &mut State<K>) -> Option<K> {
+        if !state.waiting.is_empty() && !state.shutting_down {
+            let now = Instant::now();
+            while let Some(&Reverse((due, sequence))) = state.waiting.peek() {
+                if due > now {
+                    break;
+                }
+                state.waiting.pop();
+                if let Some(key) = state.waiting_by_sequence.remove(&sequence) {
+                    state.waiting_keys.remove(&key);
+                    self.add_locked(state, key);
+                }
+            }
+        }
+        let key = state.queue.pop_front()?;
+        state.dirty.remove(&key);
+        let started = match &self.inner.metrics {
+            Some(metrics) => {
+                let now = Instant::now();
+                let waited = state.added_at.remove(&key).map(|t| now - t);
+                metrics.started(waited.unwrap_or_default());
+                Some(now)
+            }
+            None => None,
+        };
+        state.processing.insert(key.clone(), started);
+        self.report_depth(state);
+        Some(key)
+    }
+
+    /// Marks `key` finished. If it was added while processing, it is queued again.
+    pub fn done(&self, key: &K) {
+        let mut state = self.inner.lock();
+        let Some(started) = state.processing.remove(key) else {
+            return;
+        };
+        if let (Some(metrics), Some(started)) = (&self.inner.metrics, started) {
+            metrics.finished(started.elapsed());
+        }
+        if state.dirty.contains(key) {
+            state.queue.push_back(key.clone());
+            self.report_depth(&state);
+            self.inner.ready.notify_one();
+        } else if state.processing.is_empty() && state.shutting_down {
+            self.inner.drained.notify_waiters();
+        }
+    }
+
+    /// Keys queued and ready to be handed out (not counting processing or delayed ones).
+    pub fn len(&self) -> usize {
+        self.inner.lock().queue.len()
+    }
+
+    /// Whether no key is queued and ready.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.lock().shutting_down
+    }
+
+    /// Stops accepting keys and wakes every waiting worker; queued keys are still handed
+    /// out, then `get` returns `None`. Does not wait for processing keys.
+    pub fn shutdown(&self) {
+        let mut state = self.inner.lock();
+        state.shutting_down = true;
+        state.waiting.clear();
+        state.waiting_by_sequence.clear();
+        state.waiting_keys.clear();
+        drop(state);
+        self.inner.ready.notify_waiters();
+        self.inner.drained.notify_waiters();
+    }
+
+    /// [`shutdown`](Self::shutdown), then waits until every key handed out (including
+    /// the ones still queued at shutdown, which workers keep taking) is done.
+    pub async fn shutdown_with_drain(&self) {
+        self.shutdown();
+        loop {
+            let drained = self.inner.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            {
+                let state = self.inner.lock();
+                if state.processing.is_empty() && state.queue.is_empty() {
+                    return;
+                }
+            }
+            // Re-check at least every 100 ms: a queued key taken and finished between
+            // two notifications must not leave this waiting forever.
+            tokio::select! {
+                _ = &mut drained => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    }
+
+    fn report_depth(&self, state: &State<K>) {
+        if let Some(metrics) = &self.inner.metrics {
+            metrics.depth(state.queue.len());
+        }
+    }
+
+    /// Reports the seconds of work in progress and the longest-running key.
+    fn report_unfinished_work(inner: &Inner<K>) {
+        let Some(metrics) = &inner.metrics else {
+            return;
+        };
+        let state = inner.lock();
+        let now = Instant::now();
+        let (mut total, mut longest) = (0.0_f64, 0.0_f64);
+        for started in state.processing.values().flatten() {
+            let seconds = (now - *started).as_secs_f64();
+            total += seconds;
+            longest = longest.max(seconds);
+        }
+        metrics.unfinished_work(total, longest);
+    }
+}
+
+/// Builds a [`WorkQueue`]; made by [`WorkQueue::builder`].
+#[must_use]
+pub struct WorkQueueBuilder<K> {
+    name: String,
+    rate_limiter: Option<BoxRateLimiter<K>>,
+    metrics: Option<Arc<dyn QueueMetricsProvider>>,
+}
+
+impl<K> fmt::Debug for WorkQueueBuilder<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkQueueBuilder")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: QueueKey> WorkQueueBuilder<K> {
+    /// The limiter that [`WorkQueue::add_rate_limited`] consults.
+    pub fn rate_limiter(mut self, limiter: impl RateLimiter<K> + 'static) -> Self {
+        self.rate_limiter = Some(Box::new(limiter));
+        self
+    }
+
+    /// Reports client-go's `workqueue_*` metrics through `provider`. The
+    /// unfinished-work gauges are refreshed every 500 ms by a task on the current tokio
+    /// runtime (none is started outside a runtime).
+    pub fn metrics(mut self, provider: Arc<dyn QueueMetricsProvider>) -> Self {
+        self.metrics = Some(provider);
+        self
+    }
+
+    /// Builds the queue.
+    pub fn build(self) -> WorkQueue<K> {
+        let metrics = self.metrics.map(|p| p.queue_metrics(&self.name));
+        let inner = Arc::new(Inner {
+            name: self.name,
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                dirty: HashSet::new(),
+                processing: HashMap::new(),
+                added_at: HashMap::new(),
+                waiting: BinaryHeap::new(),
+                waiting_by_sequence: HashMap::new(),
+                waiting_keys: HashMap::new(),
+                sequence: 0,
+                shutting_down: false,
+            }),
+            ready: Notify::new(),
+            drained: Notify::new(),
+            rate_limiter: self
+                .rate_limiter
+                .unwrap_or_else(|| Box::new(default_rate_limiter())),
+            metrics,
+        });
+        if inner.metrics.is_some()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(unfinished_work_reporter(Arc::downgrade(&inner)));
+        }
+        WorkQueue { inner }
+    }
+}
+
+async fn unfinished_work_reporter<K: QueueKey>(inner: Weak<Inner<K>>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        if inner.lock().shutting_down {
+            return;
+        }
+        WorkQueue::report_unfinished_work(&inner);
+    }
+}
+
+#[cfg(test)]
+mod tests;

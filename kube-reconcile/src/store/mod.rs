@@ -1,0 +1,265 @@
+//! The cache an informer fills: each object held once, with named secondary indexes.
+//!
+//! - Objects are stored as `Arc<K>`: readers share them, nothing is copied on a read.
+//! - An index is a named function `fn(&K) -> Vec<String>`; for each value it keeps the
+//!   set of keys that produced it, so [`Store::by_index`] costs O(matches), never a
+//!   scan. Two indexes are always there: [`NAMESPACE_INDEX`] and
+//!   [`CONTROLLER_UID_INDEX`] (the UID of the object's controller owner).
+//! - The store is written only by its informer; everyone else reads.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use k8s_openapi::api::core::v1::Pod;
+//! use kube_reconcile::store::{Store, NAMESPACE_INDEX};
+//!
+//! let store = Store::<Pod>::new();
+//! store.add_index("node", |pod: &Pod| {
+//!     pod.spec.as_ref().and_then(|s| s.node_name.clone()).into_iter().collect()
+//! });
+//! let mut pod = Pod::default();
+//! pod.metadata.name = Some("web-1".into());
+//! pod.metadata.namespace = Some("default".into());
+//! pod.spec = Some(Default::default());
+//! pod.spec.as_mut().unwrap().node_name = Some("node-a".into());
+//! store.apply(Arc::new(pod));
+//!
+//! assert_eq!(store.by_index("node", "node-a").unwrap().len(), 1);
+//! assert_eq!(store.by_index(NAMESPACE_INDEX, "default").unwrap().len(), 1);
+//! assert!(store.by_index("node", "node-b").unwrap().is_empty());
+//! ```
+
+mod index;
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{
+        Arc, RwLock, RwLockReadGuard, RwLockWriteGuard,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use kube::Resource;
+use tokio::sync::Notify;
+
+pub use index::{CONTROLLER_UID_INDEX, IndexFn, NAMESPACE_INDEX};
+use index::{Index, controller_uid, namespace_of};
+
+use crate::ObjectKey;
+
+/// Asking a store for an index it does not have.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the store has no index named {0:?}; add it with Store::add_index")]
+pub struct UnknownIndex(pub String);
+
+/// A cache of objects of one type, with indexes. Cloning gives another handle to the
+/// same cache.
+pub struct Store<K> {
+    shared: Arc<Shared<K>>,
+}
+
+struct Shared<K> {
+    state: RwLock<State<K>>,
+    synced: AtomicBool,
+    synced_notify: Notify,
+}
+
+struct State<K> {
+    objects: HashMap<ObjectKey, Arc<K>>,
+    indexes: HashMap<String, Index<K>>,
+}
+
+impl<K> Clone for Store<K> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<K> fmt::Debug for Store<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.read();
+        f.debug_struct("Store")
+            .field("objects", &state.objects.len())
+            .field("indexes", &state.indexes.keys().collect::<Vec<_>>())
+            .field("synced", &self.has_synced())
+            .finish()
+    }
+}
+
+impl<K: Resource + 'static> Default for Store<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K> Store<K> {
+    fn read(&self) -> RwLockReadGuard<'_, State<K>> {
+        self.shared.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State<K>> {
+        self.shared.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The object with this key.
+    pub fn get(&self, key: &ObjectKey) -> Option<Arc<K>> {
+        self.read().objects.get(key).cloned()
+    }
+
+    /// The object `name` in `namespace` (`None` for cluster-scoped objects).
+    pub fn get_named(&self, namespace: Option<&str>, name: &str) -> Option<Arc<K>> {
+        self.get(&ObjectKey::new(namespace, name))
+    }
+
+    /// Every object, in no particular order.
+    pub fn list(&self) -> Vec<Arc<K>> {
+        self.read().objects.values().cloned().collect()
+    }
+
+    /// Every key, in no particular order.
+    pub fn keys(&self) -> Vec<ObjectKey> {
+        self.read().objects.keys().cloned().collect()
+    }
+
+    /// How many objects the store holds.
+    pub fn len(&self) -> usize {
+        self.read().objects.len()
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The objects whose index `index` produced `value`; costs O(matches).
+    pub fn by_index(&self, index: &str, value: &str) -> Result<Vec<Arc<K>>, UnknownIndex> {
+        let state = self.read();
+        let index = state
+            .indexes
+            .get(index)
+            .ok_or_else(|| UnknownIndex(index.to_string()))?;
+        Ok(index
+            .keys(value)
+            .filter_map(|key| state.objects.get(key).cloned())
+            .collect())
+    }
+
+    /// The keys whose index `index` produced `value`; costs O(matches).
+    pub fn index_keys(&self, index: &str, value: &str) -> Result<Vec<ObjectKey>, UnknownIndex> {
+        let state = self.read();
+        let index = state
+            .indexes
+            .get(index)
+            .ok_or_else(|| UnknownIndex(index.to_string()))?;
+        Ok(index.keys(value).cloned().collect())
+    }
+
+    /// The objects in `namespace`.
+    pub fn list_namespace(&self, namespace: &str) -> Vec<Arc<K>> {
+        self.by_index(NAMESPACE_INDEX, namespace)
+            .expect("the namespace index is built in")
+    }
+
+    /// The objects whose controller owner has this UID.
+    pub fn controlled_by(&self, owner_uid: &str) -> Vec<Arc<K>> {
+        self.by_index(CONTROLLER_UID_INDEX, owner_uid)
+            .expect("the controller-owner index is built in")
+    }
+
+    /// Whether the informer has delivered its first complete list.
+    pub fn has_synced(&self) -> bool {
+        self.shared.synced.load(Ordering::Acquire)
+    }
+
+    /// Waits until the informer has delivered its first complete list.
+    pub async fn wait_for_sync(&self) {
+        loop {
+            let notified = self.shared.synced_notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.has_synced() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    pub(crate) fn mark_synced(&self) {
+        self.shared.synced.store(true, Ordering::Release);
+        self.shared.synced_notify.notify_waiters();
+    }
+}
+
+impl<K: Resource + 'static> Store<K> {
+    /// An empty, unsynced store with the built-in indexes.
+    pub fn new() -> Self {
+        let mut indexes = HashMap::new();
+        indexes.insert(NAMESPACE_INDEX.to_string(), Index::new(namespace_of::<K>()));
+        indexes.insert(
+            CONTROLLER_UID_INDEX.to_string(),
+            Index::new(controller_uid::<K>()),
+        );
+        Self {
+            shared: Arc::new(Shared {
+                state: RwLock::new(State {
+                    objects: HashMap::new(),
+                    indexes,
+                }),
+                synced: AtomicBool::new(false),
+                synced_notify: Notify::new(),
+            }),
+        }
+    }
+
+    /// Adds a named index and builds it over the objects already stored. Adding a name
+    /// that exists keeps the existing index (several consumers of a shared informer may
+    /// each ask for the same one) and returns `false`.
+    pub fn add_index(
+        &self,
+        name: impl Into<String>,
+        func: impl Fn(&K) -> Vec<String> + Send + Sync + 'static,
+    ) -> bool {
+        let mut state = self.write();
+        let State { objects, indexes } = &mut *state;
+        let std::collections::hash_map::Entry::Vacant(slot) = indexes.entry(name.into()) else {
+            return false;
+        };
+        let mut index = Index::new(Arc::new(func));
+        for (key, object) in objects.iter() {
+            index.insert(key, object);
+        }
+        slot.insert(index);
+        true
+    }
+
+    /// Inserts or replaces an object; returns the one it replaced.
+    pub fn apply(&self, object: Arc<K>) -> Option<Arc<K>> {
+        let key = ObjectKey::of(&*object);
+        let mut state = self.write();
+        let State { objects, indexes } = &mut *state;
+        let old = objects.insert(key.clone(), object.clone());
+        for index in indexes.values_mut() {
+            if let Some(old) = &old {
+                index.remove(&key, old);
+            }
+            index.insert(&key, &object);
+        }
+        old
+    }
+
+    /// Removes the object with this key; returns it.
+    pub fn remove(&self, key: &ObjectKey) -> Option<Arc<K>> {
+        let mut state = self.write();
+        let State { objects, indexes } = &mut *state;
+        let old = objects.remove(key)?;
+        for index in indexes.values_mut() {
+            index.remove(key, &old);
+        }
+        Some(old)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,431 @@
+//! A real local Kubernetes control plane for integration tests (feature `testing`).
+//!
+//! [`ControlPlane`] starts etcd and kube-apiserver on free loopback ports with a
+//! throwaway PKI and RBAC on, and can add kube-scheduler plus kwok (fake Nodes whose
+//! pods become Running and Ready with IPs), one hand-driven Node whose pod status the
+//! test sets itself, and kube-controller-manager with chosen controllers (the
+//! reference side of differential tests). No mock server is involved anywhere.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use kube_reconcile::testing::ControlPlane;
+//!
+//! let control_plane = ControlPlane::builder().fake_nodes(2).start().await?;
+//! let client = control_plane.client().await?;
+//! let namespace = control_plane.create_namespace(&client, "my-test").await?;
+//! // ... create objects in `namespace`, run a controller, assert on the results ...
+//! # Ok(()) }
+//! ```
+//!
+//! Caveats:
+//! - Processes are stopped and the temporary folder removed on drop, also when a test
+//!   panics. A control plane kept in a `static` is never dropped: a small watchdog
+//!   process then cleans up within seconds of the test process exiting.
+//! - Create one [`kube::Client`] per tokio runtime with [`ControlPlane::client`]: a
+//!   client's connections belong to the runtime that opened them, and every
+//!   `#[tokio::test]` has its own runtime.
+//! - Without kube-controller-manager's namespace controller, deleting a namespace never
+//!   finishes; tests isolate themselves by namespace and leave them behind.
+//! - Set `KUBE_RECONCILE_KEEP_CONTROL_PLANE=1` to keep the folder (logs, kubeconfig,
+//!   etcd data) after the control plane stops.
+
+mod assets;
+mod crds;
+mod error;
+mod nodes;
+mod pki;
+mod pods;
+mod process;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Mutex,
+    time::Duration,
+};
+
+use k8s_openapi::{
+    api::core::v1::Namespace,
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::{
+    Api, Client, Config,
+    api::PostParams,
+    config::{KubeConfigOptions, Kubeconfig},
+};
+use tracing::info;
+
+pub use assets::{Assets, KUBERNETES_VERSION};
+pub use error::Error;
+pub use nodes::{FAKE_NODE_LABEL, MANUAL_NODE_NAME};
+pub use pods::{PodState, set_pod_state};
+use process::{Process, Watchdog, free_port, http_get, wait_until};
+
+/// How long one component may take to become ready; a cold kube-apiserver on two busy
+/// cores has been seen to need tens of seconds.
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+/// The Service ClusterIP range; pods get IPs from [`POD_CIDR`], which must not overlap.
+const SERVICE_CIDR: &str = "10.0.0.0/24";
+/// Pod IPs handed out by kwok.
+const POD_CIDR: &str = "10.244.0.0/16";
+
+/// What to start besides etcd and kube-apiserver. Made by [`ControlPlane::builder`].
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct ControlPlaneBuilder {
+    assets: Option<Assets>,
+    fake_nodes: usize,
+    manual_node: bool,
+    controllers: Option<Vec<String>>,
+    controller_manager_args: Vec<String>,
+    crds: Vec<CustomResourceDefinition>,
+}
+
+impl ControlPlaneBuilder {
+    /// Uses these binaries instead of [`Assets::locate`].
+    pub fn assets(mut self, assets: Assets) -> Self {
+        self.assets = Some(assets);
+        self
+    }
+
+    /// Starts kube-scheduler and kwok with `count` fake Nodes (labelled
+    /// [`FAKE_NODE_LABEL`]): pods created by anyone get scheduled there and become
+    /// Running and Ready with a pod IP. Zero (the default) starts neither.
+    pub fn fake_nodes(mut self, count: usize) -> Self {
+        self.fake_nodes = count;
+        self
+    }
+
+    /// Adds the Node [`MANUAL_NODE_NAME`], which nothing manages: it is unschedulable and
+    /// tainted, so only pods that name it in `spec.nodeName` land there, and the test
+    /// drives their status with [`set_pod_state`].
+    pub fn manual_node(mut self) -> Self {
+        self.manual_node = true;
+        self
+    }
+
+    /// Starts kube-controller-manager running exactly these controllers (names as in
+    /// its `--controllers` flag, e.g. `replicaset-controller`).
+    pub fn kube_controller_manager<I, S>(mut self, controllers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.controllers = Some(controllers.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Extra flags for kube-controller-manager, e.g. `--kube-api-qps=100`.
+    pub fn kube_controller_manager_args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.controller_manager_args
+            .extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Installs these CRDs once the API server is up and waits until they are served.
+    pub fn crds(mut self, crds: impl IntoIterator<Item = CustomResourceDefinition>) -> Self {
+        self.crds.extend(crds);
+        self
+    }
+
+    /// Starts everything and waits until it is ready.
+    pub async fn start(self) -> Result<ControlPlane, Error> {
+        let assets = match self.assets.clone() {
+            Some(assets) => assets,
+            None => tokio::task::spawn_blocking(Assets::locate)
+                .await
+                .map_err(|e| Error::Task(e.to_string()))??,
+        };
+        ControlPlane::start(assets, self).await
+    }
+}
+
+/// A running etcd + kube-apiserver (and whatever the builder added). See the
+/// [module docs](self) for an example and caveats.
+#[derive(Debug)]
+pub struct ControlPlane {
+    // Field order is drop order: processes stop before the folder goes.
+    processes: Mutex<Vec<Process>>,
+    _watchdog: Watchdog,
+    assets: Assets,
+    apiserver_args: Vec<String>,
+    server: String,
+    etcd_endpoint: String,
+    kubeconfig: PathBuf,
+    fake_nodes: Vec<String>,
+    dir: tempfile::TempDir,
+}
+
+impl ControlPlane {
+    /// What to start; `.start().await` starts it.
+    pub fn builder() -> ControlPlaneBuilder {
+        ControlPlaneBuilder::default()
+    }
+
+    async fn start(assets: Assets, options: ControlPlaneBuilder) -> Result<Self, Error> {
+        let keep = std::env::var_os("KUBE_RECONCILE_KEEP_CONTROL_PLANE").is_some_and(|v| v == "1");
+        let mut dir = tempfile::Builder::new()
+            .prefix("kube-reconcile-cp-")
+            .tempdir()
+            .map_err(Error::io("create the control plane folder"))?;
+        dir.disable_cleanup(keep);
+        let root = dir.path().to_path_buf();
+        let watchdog = Watchdog::start(&root, keep)?;
+        pki::write(&root)?;
+
+        let (client_port, peer_port, api_port) = (free_port()?, free_port()?, free_port()?);
+        let mut etcd = Process::spawn(
+            &root,
+            "etcd",
+            &assets.binary("etcd")?,
+            &etcd_args(&root, client_port, peer_port),
+        )?;
+        let took = wait_until(&mut etcd, "etcd /health", READY_TIMEOUT, || async {
+            http_get(client_port, "/health")
+                .await
+                .is_some_and(|r| r.contains(r#""health":"true""#))
+        })
+        .await?;
+        info!(?took, "etcd is ready");
+
+        let etcd_endpoint = format!("http://127.0.0.1:{client_port}");
+        let server = format!("https://127.0.0.1:{api_port}");
+        let kubeconfig = root.join("kubeconfig");
+        std::fs::write(&kubeconfig, pki::kubeconfig(&root, &server))
+            .map_err(Error::io("write the kubeconfig"))?;
+        let apiserver_args = apiserver_args(&root, &etcd_endpoint, api_port);
+        let control_plane = Self {
+            processes: Mutex::new(vec![etcd]),
+            _watchdog: watchdog,
+            assets,
+            apiserver_args,
+            server,
+            etcd_endpoint,
+            kubeconfig,
+            fake_nodes: Vec::new(),
+            dir,
+        };
+        control_plane.start_apiserver().await?;
+        control_plane.start_extras(options).await
+    }
+
+    /// Starts what the builder asked for beyond etcd and kube-apiserver.
+    async fn start_extras(mut self, options: ControlPlaneBuilder) -> Result<Self, Error> {
+        let client = self.client().await?;
+        if options.manual_node {
+            nodes::create_manual_node(&client).await?;
+        }
+        if options.fake_nodes > 0 {
+            self.fake_nodes = nodes::create_fake_nodes(&client, options.fake_nodes).await?;
+            let scheduler = [
+                format!("--kubeconfig={}", self.kubeconfig.display()),
+                "--leader-elect=false".to_string(),
+                "--secure-port=0".to_string(),
+            ];
+            self.spawn("kube-scheduler", &scheduler)?;
+            let kwok = nodes::kwok_args(&self.assets, &self.kubeconfig, POD_CIDR);
+            self.spawn("kwok", &kwok)?;
+            nodes::wait_for_ready_nodes(&client, &self.fake_nodes, READY_TIMEOUT).await?;
+            info!(
+                nodes = self.fake_nodes.len(),
+                "kube-scheduler and kwok are running"
+            );
+        }
+        if let Some(controllers) = &options.controllers {
+            let mut args = vec![
+                format!("--kubeconfig={}", self.kubeconfig.display()),
+                "--leader-elect=false".to_string(),
+                "--secure-port=0".to_string(),
+                format!("--controllers={}", controllers.join(",")),
+                format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+            ];
+            args.extend(options.controller_manager_args.iter().cloned());
+            self.spawn("kube-controller-manager", &args)?;
+        }
+        if !options.crds.is_empty() {
+            crds::install(&client, &options.crds, READY_TIMEOUT).await?;
+        }
+        Ok(self)
+    }
+
+    fn spawn(&self, name: &str, args: &[String]) -> Result<(), Error> {
+        let process = Process::spawn(self.dir.path(), name, &self.assets.binary(name)?, args)?;
+        self.lock_processes().push(process);
+        Ok(())
+    }
+
+    fn lock_processes(&self) -> std::sync::MutexGuard<'_, Vec<Process>> {
+        self.processes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn start_apiserver(&self) -> Result<(), Error> {
+        let binary = self.assets.binary("kube-apiserver")?;
+        let mut apiserver = Process::spawn(
+            self.dir.path(),
+            "kube-apiserver",
+            &binary,
+            &self.apiserver_args,
+        )?;
+        let client = self.client().await?;
+        let took = wait_until(
+            &mut apiserver,
+            "kube-apiserver /readyz",
+            READY_TIMEOUT,
+            || async {
+                let request = http::Request::get("/readyz").body(Vec::new());
+                match request {
+                    Ok(request) => client.request_text(request).await.is_ok_and(|t| t == "ok"),
+                    Err(_) => false,
+                }
+            },
+        )
+        .await?;
+        info!(?took, server = %self.server, "kube-apiserver is ready");
+        self.lock_processes().push(apiserver);
+        Ok(())
+    }
+
+    /// Stops kube-apiserver and starts it again on the same port and etcd, waiting until
+    /// it is ready. Watches through it break; informers must recover on their own.
+    pub async fn restart_apiserver(&self) -> Result<(), Error> {
+        let old = {
+            let mut processes = self.lock_processes();
+            let index = processes
+                .iter()
+                .position(|p| p.name == "kube-apiserver")
+                .ok_or_else(|| Error::Task("kube-apiserver is not running".into()))?;
+            processes.remove(index)
+        };
+        tokio::task::spawn_blocking(move || drop(old))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))?;
+        self.start_apiserver().await
+    }
+
+    /// A new client for the admin user (`system:masters`). Make one per tokio runtime.
+    pub async fn client(&self) -> Result<Client, Error> {
+        Client::try_from(self.config().await?).map_err(Error::Client)
+    }
+
+    /// The admin client's configuration, to adjust (timeouts, user agent) before use.
+    pub async fn config(&self) -> Result<Config, Error> {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).map_err(Error::Kubeconfig)?;
+        Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .map_err(Error::Kubeconfig)
+    }
+
+    /// Creates a namespace named `<prefix>-<random>` and returns its name.
+    pub async fn create_namespace(&self, client: &Client, prefix: &str) -> Result<String, Error> {
+        let mut namespace = Namespace::default();
+        namespace.metadata.generate_name = Some(format!("{prefix}-"));
+        let created = Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .map_err(Error::Api)?;
+        Ok(created.metadata.name.unwrap_or_default())
+    }
+
+    /// Installs CRDs and waits until they are established and served.
+    pub async fn install_crds(
+        &self,
+        client: &Client,
+        crds: &[CustomResourceDefinition],
+    ) -> Result<(), Error> {
+        crds::install(client, crds, READY_TIMEOUT).await
+    }
+
+    /// The kubeconfig file for the admin user, for `kubectl --kubeconfig` or
+    /// `KUBECONFIG`.
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// The API server's URL, `https://127.0.0.1:<port>`.
+    pub fn server_url(&self) -> &str {
+        &self.server
+    }
+
+    /// etcd's client URL, for tests that act on storage directly (e.g. compaction).
+    pub fn etcd_endpoint(&self) -> &str {
+        &self.etcd_endpoint
+    }
+
+    /// Names of the fake Nodes that kwok manages.
+    pub fn fake_node_names(&self) -> &[String] {
+        &self.fake_nodes
+    }
+
+    /// The folder holding the kubeconfig, the PKI, etcd's data and every log.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The log file of one component (`etcd`, `kube-apiserver`, `kube-scheduler`,
+    /// `kwok`, `kube-controller-manager`), if it was started.
+    pub fn log_path(&self, component: &str) -> Option<PathBuf> {
+        self.lock_processes()
+            .iter()
+            .find(|p| p.name == component)
+            .map(|p| p.log_path().to_path_buf())
+    }
+
+    /// Stops every process, newest first, and removes the folder. Dropping does the
+    /// same; this spells it out and runs off the async runtime's threads.
+    pub async fn stop(self) {
+        let _ = tokio::task::spawn_blocking(move || drop(self)).await;
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        let mut processes = self.lock_processes();
+        while let Some(mut process) = processes.pop() {
+            process.stop();
+        }
+    }
+}
+
+fn etcd_args(dir: &Path, client_port: u16, peer_port: u16) -> Vec<String> {
+    let client = format!("http://127.0.0.1:{client_port}");
+    let peer = format!("http://127.0.0.1:{peer_port}");
+    vec![
+        "--name=default".into(),
+        format!("--data-dir={}", dir.join("etcd").display()),
+        format!("--listen-client-urls={client}"),
+        format!("--advertise-client-urls={client}"),
+        format!("--listen-peer-urls={peer}"),
+        format!("--initial-advertise-peer-urls={peer}"),
+        format!("--initial-cluster=default={peer}"),
+        "--unsafe-no-fsync=true".into(),
+        "--log-level=warn".into(),
+    ]
+}
+
+fn apiserver_args(dir: &Path, etcd: &str, port: u16) -> Vec<String> {
+    let file = |name: &str| dir.join(name).display().to_string();
+    let service_account_key = file(pki::SERVICE_ACCOUNT_KEY);
+    vec![
+        format!("--etcd-servers={etcd}"),
+        format!("--cert-dir={}", file("apiserver-certs")),
+        format!("--tls-cert-file={}", file(pki::SERVING_CERT)),
+        format!("--tls-private-key-file={}", file(pki::SERVING_KEY)),
+        format!("--client-ca-file={}", file(pki::CA_CERT)),
+        format!("--secure-port={port}"),
+        "--bind-address=127.0.0.1".into(),
+        "--advertise-address=127.0.0.1".into(),
+        format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+        "--allow-privileged=true".into(),
+        "--authorization-mode=RBAC".into(),
+        format!("--service-account-issuer=https://127.0.0.1:{port}/"),
+        format!("--service-account-key-file={service_account_key}"),
+        format!("--service-account-signing-key-file={service_account_key}"),
+        // No controller creates default service accounts, and no node-lifecycle
+        // controller removes the not-ready taint that new Nodes would get.
+        "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition".into(),
+        "--endpoint-reconciler-type=none".into(),
+    ]
+}
