@@ -4,15 +4,25 @@
 //! - [`informer`]: one list+watch per type and scope, shared by every consumer in the
 //!   process, filling an indexed [`store`];
 //! - [`queue`]: the work queue and rate limiters (client-go's semantics);
+//! - [`reconcile`]: the [`Reconcile`](reconcile::Reconcile) trait and
+//!   [`Action`](reconcile::Action), a leaf that reconcilers depend on;
+//! - [`controller`]: the builder and runner tying informers, queue and reconciler
+//!   together, with event [`filter`](controller::filter)s and
+//!   [`handler`](controller::handler)s;
+//! - [`metrics`]: client-go's and controller-runtime's metric names on
+//!   prometheus-client;
 //! - [`ObjectKey`]: how queues and stores name objects;
 //! - [`testing`] (feature `testing`): a real local control plane — etcd and
 //!   kube-apiserver v1.37 built from Go modules, optionally kube-scheduler with kwok's
 //!   fake Nodes and kube-controller-manager — for integration tests and demos.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod controller;
 pub mod informer;
 mod key;
+pub mod metrics;
 pub mod queue;
+pub mod reconcile;
 pub mod store;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]

@@ -52,7 +52,7 @@ use kube::{
     api::PostParams,
     config::{KubeConfigOptions, Kubeconfig},
 };
-use tracing::info;
+use tracing::{info, instrument::WithSubscriber, subscriber::NoSubscriber};
 
 pub use assets::{Assets, KUBERNETES_VERSION};
 pub use error::Error;
@@ -152,6 +152,7 @@ pub struct ControlPlane {
     _watchdog: Watchdog,
     assets: Assets,
     apiserver_args: Vec<String>,
+    apiserver_port: u16,
     server: String,
     etcd_endpoint: String,
     kubeconfig: PathBuf,
@@ -202,6 +203,7 @@ impl ControlPlane {
             _watchdog: watchdog,
             assets,
             apiserver_args,
+            apiserver_port: api_port,
             server,
             etcd_endpoint,
             kubeconfig,
@@ -270,16 +272,26 @@ impl ControlPlane {
             &self.apiserver_args,
         )?;
         let client = self.client().await?;
+        let port = self.apiserver_port;
         let took = wait_until(
             &mut apiserver,
             "kube-apiserver /readyz",
             READY_TIMEOUT,
             || async {
-                let request = http::Request::get("/readyz").body(Vec::new());
-                match request {
-                    Ok(request) => client.request_text(request).await.is_ok_and(|t| t == "ok"),
-                    Err(_) => false,
+                // Probing the port first keeps the client from logging refused connects.
+                if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_err()
+                {
+                    return false;
                 }
+                let request = http::Request::get("/readyz").body(Vec::new());
+                let Ok(request) = request else { return false };
+                // Each 500 before readiness is expected: keep the client's trace layer
+                // from logging it as an error.
+                let probe = client.request_text(request);
+                let answer = probe.with_subscriber(NoSubscriber::default()).await;
+                answer.is_ok_and(|text| text == "ok")
             },
         )
         .await?;
@@ -407,7 +419,7 @@ fn etcd_args(dir: &Path, client_port: u16, peer_port: u16) -> Vec<String> {
 
 fn apiserver_args(dir: &Path, etcd: &str, port: u16) -> Vec<String> {
     let file = |name: &str| dir.join(name).display().to_string();
-    let service_account_key = file(pki::SERVICE_ACCOUNT_KEY);
+    let signing_key = file(pki::SERVICE_ACCOUNT_KEY);
     vec![
         format!("--etcd-servers={etcd}"),
         format!("--cert-dir={}", file("apiserver-certs")),
@@ -421,8 +433,11 @@ fn apiserver_args(dir: &Path, etcd: &str, port: u16) -> Vec<String> {
         "--allow-privileged=true".into(),
         "--authorization-mode=RBAC".into(),
         format!("--service-account-issuer=https://127.0.0.1:{port}/"),
-        format!("--service-account-key-file={service_account_key}"),
-        format!("--service-account-signing-key-file={service_account_key}"),
+        format!(
+            "--service-account-key-file={}",
+            file(pki::SERVICE_ACCOUNT_PUB)
+        ),
+        format!("--service-account-signing-key-file={signing_key}"),
         // No controller creates default service accounts, and no node-lifecycle
         // controller removes the not-ready taint that new Nodes would get.
         "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition".into(),

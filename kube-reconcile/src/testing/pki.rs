@@ -16,8 +16,9 @@ pub(crate) const SERVING_CERT: &str = "pki/apiserver.crt";
 pub(crate) const SERVING_KEY: &str = "pki/apiserver.key";
 pub(crate) const ADMIN_CERT: &str = "pki/admin.crt";
 pub(crate) const ADMIN_KEY: &str = "pki/admin.key";
-/// One ECDSA key; kube-apiserver derives the verifying public key from it.
+/// The ECDSA key that signs service-account tokens, and its public half.
 pub(crate) const SERVICE_ACCOUNT_KEY: &str = "pki/service-account.key";
+pub(crate) const SERVICE_ACCOUNT_PUB: &str = "pki/service-account.pub";
 
 /// Generates every key and certificate and writes them under `dir`.
 pub(crate) fn write(dir: &Path) -> Result<(), Error> {
@@ -65,6 +66,7 @@ pub(crate) fn write(dir: &Path) -> Result<(), Error> {
         (ADMIN_CERT, admin_cert.pem()),
         (ADMIN_KEY, admin_key.serialize_pem()),
         (SERVICE_ACCOUNT_KEY, service_account_key.serialize_pem()),
+        (SERVICE_ACCOUNT_PUB, service_account_key.public_key_pem()),
     ] {
         fs::write(dir.join(path), pem).map_err(Error::io("write a pki file"))?;
     }

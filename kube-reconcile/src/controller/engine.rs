@@ -1,0 +1,244 @@
+//! The private engine of a controller: workers that take keys, reconcile, and apply the
+//! outcome to the queue, with panics caught and metrics kept.
+
+use std::{any::Any, panic::AssertUnwindSafe, sync::Arc, time::Duration};
+
+use futures::FutureExt;
+use kube::Resource;
+use tokio::{sync::watch, task::JoinSet, time::Instant};
+use tracing::{Instrument, debug, error, info, info_span, warn};
+
+use crate::{
+    ObjectKey,
+    informer::Informer,
+    metrics::{Metrics, controller_labels, result_labels},
+    queue::WorkQueue,
+    reconcile::{Action, Reconcile, Request},
+};
+
+pub(super) struct Engine<K, R> {
+    pub(super) name: String,
+    pub(super) primary: Informer<K>,
+    pub(super) reconciler: Arc<R>,
+    pub(super) queue: WorkQueue<ObjectKey>,
+    pub(super) workers: usize,
+    pub(super) metrics: Option<Metrics>,
+    pub(super) shutdown_timeout: Duration,
+}
+
+/// How one reconcile ended, for the `result` label and the queue.
+enum Outcome {
+    Success,
+    Requeue,
+    RequeueAfter(Duration),
+    Error { terminal: bool },
+    Panic,
+}
+
+impl<K, R> Engine<K, R>
+where
+    K: Resource<DynamicType = ()> + Send + Sync + 'static,
+    R: Reconcile<K>,
+{
+    /// Runs the workers until `shutdown`, then drains in-flight work within the timeout.
+    pub(super) async fn run(&self, shutdown: impl Future<Output = ()>) {
+        let (stop, stopped) = watch::channel(false);
+        if let Some(metrics) = &self.metrics {
+            let labels = controller_labels(&self.name);
+            let max = i64::try_from(self.workers).unwrap_or(i64::MAX);
+            metrics
+                .controller()
+                .max_concurrent
+                .get_or_create(&labels)
+                .set(max);
+        }
+        let mut workers = JoinSet::new();
+        for _ in 0..self.workers {
+            workers.spawn(self.worker(stopped.clone()));
+        }
+        info!(controller = %self.name, workers = self.workers, "caches synced; workers started");
+        shutdown.await;
+
+        info!(controller = %self.name, "shutting down: waiting for in-flight reconciles");
+        let _ = stop.send(true);
+        let drained = async { while workers.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.shutdown_timeout, drained)
+            .await
+            .is_err()
+        {
+            warn!(controller = %self.name, timeout = ?self.shutdown_timeout,
+                  "in-flight reconciles did not finish in time; cancelling them");
+            workers.abort_all();
+            while workers.join_next().await.is_some() {}
+        }
+    }
+
+    /// One worker's loop; owns clones so it can run as its own task.
+    fn worker(
+        &self,
+        mut stopped: watch::Receiver<bool>,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let worker = Worker {
+            name: self.name.clone(),
+            primary: self.primary.clone(),
+            reconciler: self.reconciler.clone(),
+            queue: self.queue.clone(),
+            metrics: self.metrics.clone(),
+        };
+        async move {
+            loop {
+                let key = tokio::select! {
+                    biased;
+                    _ = stopped.wait_for(|stop| *stop) => return,
+                    key = worker.queue.get() => match key {
+                        Some(key) => key,
+                        None => return,
+                    },
+                };
+                worker.process(key).await;
+            }
+        }
+    }
+}
+
+struct Worker<K, R> {
+    name: String,
+    primary: Informer<K>,
+    reconciler: Arc<R>,
+    queue: WorkQueue<ObjectKey>,
+    metrics: Option<Metrics>,
+}
+
+impl<K, R> Worker<K, R>
+where
+    K: Resource<DynamicType = ()> + Send + Sync + 'static,
+    R: Reconcile<K>,
+{
+    async fn process(&self, key: ObjectKey) {
+        let span = info_span!(
+            "reconcile",
+            controller = %self.name,
+            kind = %K::kind(&()),
+            namespace = key.namespace().unwrap_or_default(),
+            name = key.name(),
+        );
+        let request = Request {
+            key: key.clone(),
+            object: self.primary.store().get(&key),
+        };
+        let active = self.metrics.as_ref().map(|m| {
+            let gauge = m
+                .controller()
+                .active_workers
+                .get_or_create_owned(&controller_labels(&self.name));
+            gauge.inc();
+            gauge
+        });
+        let started = Instant::now();
+        let reconciled = AssertUnwindSafe(self.reconciler.reconcile(request))
+            .catch_unwind()
+            .instrument(span.clone())
+            .await;
+        let elapsed = started.elapsed();
+        if let Some(active) = active {
+            active.dec();
+        }
+
+        let outcome = span.in_scope(|| self.judge(reconciled, elapsed));
+        self.record(&outcome, elapsed);
+        match outcome {
+            Outcome::Success => self.queue.forget(&key),
+            Outcome::RequeueAfter(delay) => {
+                self.queue.forget(&key);
+                self.queue.add_after(key.clone(), delay);
+            }
+            Outcome::Requeue | Outcome::Error { terminal: false } | Outcome::Panic => {
+                self.queue.add_rate_limited(key.clone())
+            }
+            Outcome::Error { terminal: true } => self.queue.forget(&key),
+        }
+        self.queue.done(&key);
+    }
+
+    fn judge(
+        &self,
+        reconciled: Result<Result<Action, R::Error>, Box<dyn Any + Send>>,
+        elapsed: Duration,
+    ) -> Outcome {
+        match reconciled {
+            Ok(Ok(Action::Done)) => {
+                debug!(?elapsed, "reconciled");
+                Outcome::Success
+            }
+            Ok(Ok(Action::RequeueAfter(delay))) => {
+                debug!(?elapsed, ?delay, "reconciled; requeue after delay");
+                Outcome::RequeueAfter(delay)
+            }
+            Ok(Ok(Action::Requeue)) => {
+                debug!(?elapsed, "reconciled; requeue with backoff");
+                Outcome::Requeue
+            }
+            Ok(Err(err)) => {
+                let terminal = self.reconciler.is_terminal(&err);
+                let error: &dyn std::error::Error = &err;
+                if terminal {
+                    error!(
+                        error,
+                        "reconcile failed with a terminal error; not retrying"
+                    );
+                } else {
+                    warn!(error, "reconcile failed; retrying with backoff");
+                }
+                Outcome::Error { terminal }
+            }
+            Err(panic) => {
+                let message = panic_message(panic.as_ref());
+                error!(panic = %message, "reconcile panicked; retrying with backoff");
+                Outcome::Panic
+            }
+        }
+    }
+
+    fn record(&self, outcome: &Outcome, elapsed: Duration) {
+        let Some(metrics) = &self.metrics else { return };
+        let families = metrics.controller();
+        let labels = controller_labels(&self.name);
+        families
+            .reconcile_time
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+        let result = match outcome {
+            Outcome::Success => "success",
+            Outcome::Requeue => "requeue",
+            Outcome::RequeueAfter(_) => "requeue_after",
+            Outcome::Error { .. } | Outcome::Panic => "error",
+        };
+        families
+            .reconcile_total
+            .get_or_create(&result_labels(&self.name, result))
+            .inc();
+        match outcome {
+            Outcome::Error { terminal } => {
+                families.reconcile_errors.get_or_create(&labels).inc();
+                if *terminal {
+                    families.terminal_errors.get_or_create(&labels).inc();
+                }
+            }
+            Outcome::Panic => {
+                families.reconcile_errors.get_or_create(&labels).inc();
+                families.panics.get_or_create(&labels).inc();
+            }
+            _ => {}
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(message) = panic.downcast_ref::<&str>() {
+        (*message).to_string()
+    } else if let Some(message) = panic.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "a non-string panic payload".to_string()
+    }
+}
