@@ -21,7 +21,7 @@ fn footprint(cp: &ControlPlane) -> (Vec<i32>, PathBuf) {
 fn is_running(pid: i32) -> bool {
     // A reaped child has no /proc entry; a zombie would still show "Z" state.
     fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| !stat.split_whitespace().nth(2).is_some_and(|s| s == "Z"))
+        .is_ok_and(|stat| stat.split_whitespace().nth(2).is_none_or(|s| s != "Z"))
 }
 
 fn assert_gone(pids: &[i32], dir: &Path) {
