@@ -11,6 +11,8 @@
 //!   [`handler`](controller::handler)s;
 //! - [`metrics`]: client-go's and controller-runtime's metric names on
 //!   prometheus-client;
+//! - helpers every real controller needs: [`expectations`], [`ownership`]
+//!   (claim, adopt, release), compiled label [`selector`]s, and [`events`];
 //! - [`ObjectKey`]: how queues and stores name objects;
 //! - [`testing`] (feature `testing`): a real local control plane — etcd and
 //!   kube-apiserver v1.37 built from Go modules, optionally kube-scheduler with kwok's
@@ -18,11 +20,15 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod controller;
+pub mod events;
+pub mod expectations;
 pub mod informer;
 mod key;
 pub mod metrics;
+pub mod ownership;
 pub mod queue;
 pub mod reconcile;
+pub mod selector;
 pub mod store;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]

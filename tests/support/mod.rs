@@ -53,3 +53,24 @@ where
         Err(_) => panic!("{name}: {what} did not happen within {WAIT:?}"),
     }
 }
+
+/// A ConfigMap named `name` with one data entry.
+pub fn config_map(name: &str, value: &str) -> k8s_openapi::api::core::v1::ConfigMap {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "data": {"value": value},
+    }))
+    .unwrap()
+}
+
+/// Polls `check` every 100 ms until it holds, failing the test after [`WAIT`].
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} did not happen within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -44,13 +44,7 @@ where
     pub(super) async fn run(&self, shutdown: impl Future<Output = ()>) {
         let (stop, stopped) = watch::channel(false);
         if let Some(metrics) = &self.metrics {
-            let labels = controller_labels(&self.name);
-            let max = i64::try_from(self.workers).unwrap_or(i64::MAX);
-            metrics
-                .controller()
-                .max_concurrent
-                .get_or_create(&labels)
-                .set(max);
+            self.initialise_metrics(metrics);
         }
         let mut workers = JoinSet::new();
         for _ in 0..self.workers {
@@ -70,6 +64,24 @@ where
                   "in-flight reconciles did not finish in time; cancelling them");
             workers.abort_all();
             while workers.join_next().await.is_some() {}
+        }
+    }
+
+    /// Creates every series of this controller at zero, so dashboards and alerts see
+    /// them before the first error happens.
+    fn initialise_metrics(&self, metrics: &Metrics) {
+        let families = metrics.controller();
+        let labels = controller_labels(&self.name);
+        let max = i64::try_from(self.workers).unwrap_or(i64::MAX);
+        families.max_concurrent.get_or_create(&labels).set(max);
+        families.active_workers.get_or_create(&labels);
+        families.reconcile_errors.get_or_create(&labels);
+        families.terminal_errors.get_or_create(&labels);
+        families.panics.get_or_create(&labels);
+        for result in ["success", "error", "requeue", "requeue_after"] {
+            families
+                .reconcile_total
+                .get_or_create(&result_labels(&self.name, result));
         }
     }
 

@@ -13,9 +13,12 @@ pub fn enqueue_self<K: Resource>(event: &Event<K>) -> Vec<ObjectKey> {
 }
 
 /// The controller owner of a child, if it is of type `K`, for both the old and the new
-/// state of an update (so a changed controller reference enqueues both owners). An
-/// owner whose name the primary store holds under another UID (a re-created object)
-/// is not enqueued.
+/// state of an update (so a changed controller reference enqueues both owners).
+///
+/// Only owners the primary store holds with the referenced UID are enqueued, as
+/// kube-controller-manager resolves controller references: a reference to a deleted or
+/// re-created owner maps to nothing, and an owner not cached yet is reconciled by its
+/// own add event.
 pub fn enqueue_controller_owner<K, C>(primary: &Store<K>, event: &Event<C>) -> Vec<ObjectKey>
 where
     K: Resource<DynamicType = ()>,
@@ -33,7 +36,7 @@ where
         let key = ObjectKey::new(child.namespace().as_deref(), &owner.name);
         let same_object = primary
             .get(&key)
-            .is_none_or(|current| current.meta().uid.as_deref() == Some(owner.uid.as_str()));
+            .is_some_and(|current| current.meta().uid.as_deref() == Some(owner.uid.as_str()));
         if same_object && !keys.contains(&key) {
             keys.push(key);
         }

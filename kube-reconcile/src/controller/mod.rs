@@ -238,7 +238,7 @@ fn remover<W: Resource + Clone + Send + Sync + 'static>(
 }
 
 /// A built controller; [`run`](Self::run) it.
-pub struct Controller<K, R> {
+pub struct Controller<K, R = ()> {
     engine: engine::Engine<K, R>,
     caches: Vec<Arc<dyn Cache>>,
     registrations: Vec<Registration>,

@@ -111,6 +111,7 @@ struct Shared<K> {
     source: Mutex<Option<WatchStream<K>>>,
     transform: Option<Transform<K>>,
     watch_errors: AtomicU64,
+    lists: AtomicU64,
     task: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
@@ -152,6 +153,12 @@ impl<K> Informer<K> {
     /// to decode show up here too: kube's watcher fails the whole list or watch.
     pub fn watch_errors(&self) -> u64 {
         self.shared.watch_errors.load(Ordering::Relaxed)
+    }
+
+    /// Complete lists stored so far: 1 after the first sync, more after each relist
+    /// (a new watch after 410 Gone, or after the watcher gave up resuming).
+    pub fn lists(&self) -> u64 {
+        self.shared.lists.load(Ordering::Relaxed)
     }
 
     /// Whether the informer's task has been started and not stopped.
@@ -210,6 +217,7 @@ where
                 source: Mutex::new(Some(stream.boxed())),
                 transform,
                 watch_errors: AtomicU64::new(0),
+                lists: AtomicU64::new(0),
                 task: Mutex::new(None),
             }),
         }
@@ -333,7 +341,8 @@ where
             }
             Ok(watcher::Event::InitDone) => {
                 let listed = listing.take().unwrap_or_default();
-                debug!(objects = listed.len(), "informer listed");
+                let lists = informer.shared.lists.fetch_add(1, Ordering::Relaxed) + 1;
+                debug!(objects = listed.len(), lists, "informer listed");
                 informer.replace(listed);
             }
             Ok(watcher::Event::Apply(object)) => informer.apply(object),

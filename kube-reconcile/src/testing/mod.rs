@@ -58,7 +58,7 @@ pub use assets::{Assets, KUBERNETES_VERSION};
 pub use error::Error;
 pub use nodes::{FAKE_NODE_LABEL, MANUAL_NODE_NAME};
 pub use pods::{PodState, set_pod_state};
-use process::{Process, Watchdog, free_port, http_get, wait_until};
+use process::{Process, Watchdog, free_port, http_get, http_request, wait_until};
 
 /// How long one component may take to become ready; a cold kube-apiserver on two busy
 /// cores has been seen to need tens of seconds.
@@ -155,6 +155,7 @@ pub struct ControlPlane {
     apiserver_port: u16,
     server: String,
     etcd_endpoint: String,
+    etcd_port: u16,
     kubeconfig: PathBuf,
     fake_nodes: Vec<String>,
     dir: tempfile::TempDir,
@@ -206,6 +207,7 @@ impl ControlPlane {
             apiserver_port: api_port,
             server,
             etcd_endpoint,
+            etcd_port: client_port,
             kubeconfig,
             fake_nodes: Vec::new(),
             dir,
@@ -303,6 +305,12 @@ impl ControlPlane {
     /// Stops kube-apiserver and starts it again on the same port and etcd, waiting until
     /// it is ready. Watches through it break; informers must recover on their own.
     pub async fn restart_apiserver(&self) -> Result<(), Error> {
+        self.restart_apiserver_after(Duration::ZERO).await
+    }
+
+    /// Like [`restart_apiserver`](Self::restart_apiserver), leaving the API server down
+    /// for `downtime` (clients back off meanwhile).
+    pub async fn restart_apiserver_after(&self, downtime: Duration) -> Result<(), Error> {
         let old = {
             let mut processes = self.lock_processes();
             let index = processes
@@ -314,6 +322,7 @@ impl ControlPlane {
         tokio::task::spawn_blocking(move || drop(old))
             .await
             .map_err(|e| Error::Task(e.to_string()))?;
+        tokio::time::sleep(downtime).await;
         self.start_apiserver().await
     }
 
@@ -366,6 +375,29 @@ impl ControlPlane {
         &self.etcd_endpoint
     }
 
+    /// Compacts etcd's history up to its current revision and returns that revision.
+    /// Watches (and lists) from an older resourceVersion then fail with 410 Gone, which
+    /// is how tests force informers to relist.
+    pub async fn compact_etcd(&self) -> Result<i64, Error> {
+        let port = self.etcd_port;
+        let failed = |what: &str| Error::Task(format!("etcd {what} failed"));
+        // The key "/" base64-encoded; any key works, the header carries the revision.
+        let range = http_request(port, "POST", "/v3/kv/range", r#"{"key":"Lw==","limit":1}"#)
+            .await
+            .ok_or_else(|| failed("range"))?;
+        let revision = json_body(&range)
+            .and_then(|v| v["header"]["revision"].as_str()?.parse::<i64>().ok())
+            .ok_or_else(|| failed("range (no revision)"))?;
+        let body = format!(r#"{{"revision":"{revision}","physical":true}}"#);
+        let compacted = http_request(port, "POST", "/v3/kv/compaction", &body)
+            .await
+            .ok_or_else(|| failed("compaction"))?;
+        json_body(&compacted)
+            .filter(|v| v.get("header").is_some())
+            .ok_or_else(|| Error::Task(format!("etcd compaction failed: {compacted}")))?;
+        Ok(revision)
+    }
+
     /// Names of the fake Nodes that kwok manages.
     pub fn fake_node_names(&self) -> &[String] {
         &self.fake_nodes
@@ -399,6 +431,12 @@ impl Drop for ControlPlane {
             process.stop();
         }
     }
+}
+
+/// The JSON body of a raw HTTP response.
+fn json_body(response: &str) -> Option<serde_json::Value> {
+    let (_, body) = response.split_once("\r\n\r\n")?;
+    serde_json::from_str(body).ok()
 }
 
 fn etcd_args(dir: &Path, client_port: u16, peer_port: u16) -> Vec<String> {

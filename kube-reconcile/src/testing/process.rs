@@ -18,8 +18,10 @@ use nix::{
 
 use super::Error;
 
-/// How long a stopped process gets between SIGTERM and SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long a stopped process gets between SIGTERM and SIGKILL. kube-apiserver waits
+/// for open watches before it exits on SIGTERM; test data is thrown away, so there is
+/// nothing to gain from a long grace.
+const STOP_GRACE: Duration = Duration::from_secs(3);
 
 /// One running binary of the control plane.
 #[derive(Debug)]
@@ -201,11 +203,25 @@ where
 
 /// A plain-HTTP GET on loopback that returns the response (for etcd's `/health`).
 pub(crate) async fn http_get(port: u16, path: &str) -> Option<String> {
+    http_request(port, "GET", path, "").await
+}
+
+/// A plain-HTTP request on loopback; returns the whole response, headers included.
+pub(crate) async fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .ok()?;
-    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    let request = format!(
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
     stream.write_all(request.as_bytes()).await.ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await.ok()?;

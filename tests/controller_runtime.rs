@@ -1,0 +1,398 @@
+//! Controllers on the real API server: shared watches, owned objects, per-key
+//! exclusivity under many workers, panics, metrics and graceful shutdown.
+
+mod support;
+
+use std::{
+    collections::HashSet,
+    convert::Infallible,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, PodTemplate, Secret};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams, PostParams},
+};
+use kube_reconcile::{
+    ObjectKey,
+    controller::Controller,
+    informer::{InformerFactory, Scope},
+    metrics::Metrics,
+    reconcile::{Action, Reconcile, Request},
+    testing::ControlPlane,
+};
+use serde_json::json;
+use tokio::sync::{OnceCell, oneshot};
+
+static CONTROL_PLANE: OnceCell<ControlPlane> = OnceCell::const_new();
+
+async fn setup(prefix: &str) -> (Client, String) {
+    let cp = support::shared(&CONTROL_PLANE, ControlPlane::builder).await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace(&client, prefix).await.unwrap();
+    (client, ns)
+}
+
+/// Records every reconcile and whether two ever overlapped for one key.
+#[derive(Clone, Default)]
+struct Recording {
+    calls: Arc<Mutex<Vec<ObjectKey>>>,
+    in_flight: Arc<Mutex<HashSet<ObjectKey>>>,
+    overlaps: Arc<AtomicUsize>,
+    finished: Arc<AtomicUsize>,
+    work: Duration,
+}
+
+impl Recording {
+    fn count(&self, name: &str) -> usize {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|k| k.name() == name)
+            .count()
+    }
+}
+
+impl<K: Send + Sync + 'static> Reconcile<K> for Recording {
+    type Error = Infallible;
+
+    async fn reconcile(&self, request: Request<K>) -> Result<Action, Infallible> {
+        if !self.in_flight.lock().unwrap().insert(request.key.clone()) {
+            self.overlaps.fetch_add(1, Ordering::SeqCst);
+        }
+        self.calls.lock().unwrap().push(request.key.clone());
+        tokio::time::sleep(self.work).await;
+        self.in_flight.lock().unwrap().remove(&request.key);
+        self.finished.fetch_add(1, Ordering::SeqCst);
+        Ok(Action::Done)
+    }
+}
+
+/// Runs a controller in the background; dropping or sending on the handle stops it.
+fn spawn<F: Future<Output = ()> + Send + 'static>(
+    run: impl FnOnce(oneshot::Receiver<()>) -> F,
+) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (stop, stopped) = oneshot::channel();
+    (stop, tokio::spawn(run(stopped)))
+}
+
+fn until(stopped: oneshot::Receiver<()>) -> impl Future<Output = ()> + Send {
+    async move {
+        let _ = stopped.await;
+    }
+}
+
+/// Sum of `apiserver_longrunning_requests` for WATCHes of `resource`.
+async fn open_watches(client: &Client, resource: &str) -> f64 {
+    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let metrics = client.request_text(request).await.unwrap();
+    let needle = format!("resource=\"{resource}\"");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("apiserver_longrunning_requests{"))
+        .filter(|l| l.contains(&needle) && l.contains("verb=\"WATCH\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn two_controllers_share_one_watch_per_type() {
+    let (client, ns) = setup("shared").await;
+    let before = (
+        open_watches(&client, "podtemplates").await,
+        open_watches(&client, "limitranges").await,
+    );
+    let factory = InformerFactory::new(client.clone());
+    let (first, second) = (Recording::default(), Recording::default());
+    let scope = Scope::all().namespace(&ns);
+    let controller = |name: &str, reconciler: Recording| {
+        Controller::<PodTemplate>::builder(name, &factory, &scope)
+            .owns::<LimitRange>(&scope)
+            .build(reconciler)
+    };
+    let (a, b) = (
+        controller("first", first.clone()),
+        controller("second", second.clone()),
+    );
+    let (stop_a, run_a) = spawn(|s| a.run(until(s)));
+    let (stop_b, run_b) = spawn(|s| b.run(until(s)));
+
+    let template: PodTemplate = serde_json::from_value(json!({
+        "metadata": {"name": "tpl"},
+        "template": {"spec": {"containers": [{"name": "c", "image": "pause"}]}},
+    }))
+    .unwrap();
+    Api::<PodTemplate>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &template)
+        .await
+        .unwrap();
+    support::eventually("both controllers to reconcile", || {
+        first.count("tpl") > 0 && second.count("tpl") > 0
+    })
+    .await;
+
+    assert_eq!(factory.len(), 2, "one informer per type");
+    let after = (
+        open_watches(&client, "podtemplates").await,
+        open_watches(&client, "limitranges").await,
+    );
+    assert_eq!(
+        after.0 - before.0,
+        1.0,
+        "one pod-template watch for two controllers"
+    );
+    assert_eq!(
+        after.1 - before.1,
+        1.0,
+        "one limit-range watch for two controllers"
+    );
+    let _ = (stop_a.send(()), stop_b.send(()));
+    run_a.await.unwrap();
+    run_b.await.unwrap();
+}
+
+fn owned_secret(name: &str, owner: &ConfigMap, value: &str) -> Secret {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "ownerReferences": [{
+            "apiVersion": "v1", "kind": "ConfigMap", "name": owner.name_any(),
+            "uid": owner.uid().unwrap(), "controller": true,
+        }]},
+        "stringData": {"value": value},
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn owned_object_changes_reconcile_the_owner() {
+    let (client, ns) = setup("owned").await;
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), &ns);
+    let secrets = Api::<Secret>::namespaced(client.clone(), &ns);
+    let parent = config_maps
+        .create(&PostParams::default(), &support::config_map("parent", "v"))
+        .await
+        .unwrap();
+
+    let factory = InformerFactory::new(client.clone());
+    let recording = Recording::default();
+    let scope = Scope::all().namespace(&ns);
+    let controller = Controller::<ConfigMap>::builder("owner", &factory, &scope)
+        .owns::<Secret>(&scope)
+        .build(recording.clone());
+    let (stop, run) = spawn(|s| controller.run(until(s)));
+    support::eventually("the initial reconcile", || recording.count("parent") == 1).await;
+
+    let mut expected = 1;
+    let mut step = async |what: &str| {
+        expected += 1;
+        let wanted = expected;
+        support::eventually(what, || recording.count("parent") >= wanted).await;
+    };
+    secrets
+        .create(&PostParams::default(), &owned_secret("child", &parent, "1"))
+        .await
+        .unwrap();
+    step("a reconcile after the child's creation").await;
+    let patch = json!({"stringData": {"value": "2"}});
+    secrets
+        .patch("child", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    step("a reconcile after the child's update").await;
+    secrets
+        .delete("child", &DeleteParams::default())
+        .await
+        .unwrap();
+    step("a reconcile after the child's deletion").await;
+
+    // A secret owned by something else never reaches this controller.
+    let mut stranger = owned_secret("stranger", &parent, "x");
+    stranger.metadata.owner_references.as_mut().unwrap()[0].uid = "another-uid".into();
+    stranger.metadata.owner_references.as_mut().unwrap()[0].name = "another".into();
+    secrets
+        .create(&PostParams::default(), &stranger)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(recording.count("another"), 0);
+    assert_eq!(recording.count("parent"), 4);
+    let _ = stop.send(());
+    run.await.unwrap();
+}
+
+#[tokio::test]
+async fn many_workers_never_reconcile_one_key_concurrently() {
+    let (client, ns) = setup("exclusive").await;
+    let api = Api::<ConfigMap>::namespaced(client.clone(), &ns);
+    let names: Vec<String> = (0..4).map(|i| format!("cm-{i}")).collect();
+    for name in &names {
+        api.create(&PostParams::default(), &support::config_map(name, "0"))
+            .await
+            .unwrap();
+    }
+    let factory = InformerFactory::new(client.clone());
+    let recording = Recording {
+        work: Duration::from_millis(300),
+        ..Recording::default()
+    };
+    let controller =
+        Controller::<ConfigMap>::builder("exclusive", &factory, &Scope::all().namespace(&ns))
+            .workers(8)
+            .build(recording.clone());
+    let queue = controller.queue().clone();
+    let (stop, run) = spawn(|s| controller.run(until(s)));
+
+    support::eventually("the initial reconciles", || {
+        recording.calls.lock().unwrap().len() == 4
+    })
+    .await;
+    // 60 updates at once, while reconciles take 300 ms: they must collapse per key.
+    let updates = (1..=15).flat_map(|round| names.iter().map(move |name| (name.clone(), round)));
+    let patches = updates.map(|(name, round)| {
+        let api = api.clone();
+        async move {
+            let patch = json!({"data": {"value": round.to_string()}});
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .unwrap();
+        }
+    });
+    futures::future::join_all(patches).await;
+    // Wait until the controller is idle: nothing queued, nothing in flight.
+    let idle = || queue.is_empty() && recording.in_flight.lock().unwrap().is_empty();
+    support::eventually("the controller to go idle", idle).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    support::eventually("the controller to stay idle", idle).await;
+    let _ = stop.send(());
+    run.await.unwrap();
+    assert_eq!(recording.overlaps.load(Ordering::SeqCst), 0);
+    let total = recording.calls.lock().unwrap().len();
+    assert!(
+        total <= 4 * 8,
+        "bursts of updates collapse: {total} reconciles for 64 updates"
+    );
+    assert!(names.iter().all(|n| recording.count(n) >= 1));
+}
+
+/// Panics on its first reconcile of each key, then succeeds.
+#[derive(Clone, Default)]
+struct PanicsOnce {
+    attempts: Arc<AtomicUsize>,
+}
+
+impl Reconcile<ConfigMap> for PanicsOnce {
+    type Error = Infallible;
+
+    async fn reconcile(&self, _request: Request<ConfigMap>) -> Result<Action, Infallible> {
+        if self.attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+            panic!("deliberate panic in reconcile");
+        }
+        Ok(Action::Done)
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_reconcile_is_caught_counted_and_retried() {
+    let (client, ns) = setup("panics").await;
+    let api = Api::<ConfigMap>::namespaced(client.clone(), &ns);
+    api.create(&PostParams::default(), &support::config_map("boom", "v"))
+        .await
+        .unwrap();
+    let metrics = Metrics::new();
+    let reconciler = PanicsOnce::default();
+    let controller = Controller::builder(
+        "panics",
+        &InformerFactory::new(client),
+        &Scope::all().namespace(&ns),
+    )
+    .metrics(&metrics)
+    .build(reconciler.clone());
+    let (stop, run) = spawn(|s| controller.run(until(s)));
+    support::eventually("a retry after the panic", || {
+        reconciler.attempts.load(Ordering::SeqCst) >= 2
+    })
+    .await;
+    let text = metrics.encode();
+    for line in [
+        r#"controller_runtime_reconcile_panics_total{controller="panics"} 1"#,
+        r#"controller_runtime_reconcile_errors_total{controller="panics"} 1"#,
+        r#"controller_runtime_reconcile_total{controller="panics",result="error"} 1"#,
+        r#"controller_runtime_reconcile_total{controller="panics",result="success"} 1"#,
+        r#"controller_runtime_max_concurrent_reconciles{controller="panics"} 1"#,
+        r#"workqueue_retries_total{name="panics"} 1"#,
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    for family in [
+        "workqueue_depth",
+        "workqueue_adds_total",
+        "workqueue_queue_duration_seconds",
+        "workqueue_work_duration_seconds",
+        "workqueue_unfinished_work_seconds",
+        "workqueue_longest_running_processor_seconds",
+        "controller_runtime_reconcile_time_seconds",
+        "controller_runtime_active_workers",
+        "controller_runtime_terminal_reconcile_errors_total",
+    ] {
+        assert!(text.contains(family), "missing family {family}");
+    }
+    let _ = stop.send(());
+    run.await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_reconciles_finish_and_cancels_after_the_timeout() {
+    let (client, ns) = setup("shutdown").await;
+    let api = Api::<ConfigMap>::namespaced(client.clone(), &ns);
+    api.create(&PostParams::default(), &support::config_map("slow", "v"))
+        .await
+        .unwrap();
+    let scope = Scope::all().namespace(&ns);
+
+    // Drains: a 2 s reconcile in flight at shutdown completes.
+    let recording = Recording {
+        work: Duration::from_secs(2),
+        ..Recording::default()
+    };
+    let controller =
+        Controller::<ConfigMap>::builder("drain", &InformerFactory::new(client.clone()), &scope)
+            .build(recording.clone());
+    let (stop, run) = spawn(|s| controller.run(until(s)));
+    support::eventually("the reconcile to start", || recording.count("slow") == 1).await;
+    let _ = stop.send(());
+    run.await.unwrap();
+    assert_eq!(
+        recording.finished.load(Ordering::SeqCst),
+        1,
+        "in-flight work finished"
+    );
+
+    // Cancels: a 60 s reconcile does not hold shutdown past a 300 ms timeout.
+    let stuck = Recording {
+        work: Duration::from_secs(60),
+        ..Recording::default()
+    };
+    let controller =
+        Controller::<ConfigMap>::builder("cancel", &InformerFactory::new(client), &scope)
+            .shutdown_timeout(Duration::from_millis(300))
+            .build(stuck.clone());
+    let (stop, run) = spawn(|s| controller.run(until(s)));
+    support::eventually("the reconcile to start", || stuck.count("slow") == 1).await;
+    let started = tokio::time::Instant::now();
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        stuck.finished.load(Ordering::SeqCst),
+        0,
+        "cancelled, not finished"
+    );
+}
