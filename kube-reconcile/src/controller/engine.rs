@@ -74,12 +74,13 @@ where
         let labels = controller_labels(&self.name);
         let max = i64::try_from(self.workers).unwrap_or(i64::MAX);
         families.max_concurrent.get_or_create(&labels).set(max);
-        families.active_workers.get_or_create(&labels);
-        families.reconcile_errors.get_or_create(&labels);
-        families.terminal_errors.get_or_create(&labels);
-        families.panics.get_or_create(&labels);
+        // Each call creates the series; the returned read guards are not needed.
+        let _ = families.active_workers.get_or_create(&labels);
+        let _ = families.reconcile_errors.get_or_create(&labels);
+        let _ = families.terminal_errors.get_or_create(&labels);
+        let _ = families.panics.get_or_create(&labels);
         for result in ["success", "error", "requeue", "requeue_after"] {
-            families
+            let _ = families
                 .reconcile_total
                 .get_or_create(&result_labels(&self.name, result));
         }
