@@ -82,10 +82,8 @@ fn spawn<F: Future<Output = ()> + Send + 'static>(
     (stop, tokio::spawn(run(stopped)))
 }
 
-fn until(stopped: oneshot::Receiver<()>) -> impl Future<Output = ()> + Send {
-    async move {
-        let _ = stopped.await;
-    }
+async fn until(stopped: oneshot::Receiver<()>) {
+    let _ = stopped.await;
 }
 
 /// Sum of `apiserver_longrunning_requests` for WATCHes of `resource`.
