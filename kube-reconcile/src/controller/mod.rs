@@ -46,11 +46,10 @@ use std::{fmt::Debug, future::Future, sync::Arc, time::Duration};
 
 use futures::future::BoxFuture;
 use kube::Resource;
-use serde::de::DeserializeOwned;
 
 use crate::{
     ObjectKey,
-    informer::{Event, HandlerId, Informer, InformerFactory, Scope},
+    informer::{Event, HandlerId, Informer, InformerFactory, Scope, Watchable},
     metrics::Metrics,
     queue::{QueueMetricsProvider, RateLimiter, WorkQueue},
     reconcile::Reconcile,
@@ -101,7 +100,7 @@ impl<K> Debug for ControllerBuilder<K> {
 
 impl<K> ControllerBuilder<K>
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Watchable,
 {
     /// Drops primary-type events for which `filter` returns false (see [`filter`] for
     /// ready-made ones). Several filters must all pass.
@@ -114,7 +113,7 @@ where
     /// controller owner if it is a `K` (old and new owner on an update).
     pub fn owns<C>(self, scope: &Scope) -> Self
     where
-        C: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+        C: Watchable,
     {
         let primary = self.primary.store().clone();
         self.watches::<C>(scope, move |event| {
@@ -129,7 +128,7 @@ where
         mapper: impl Fn(&Event<W>) -> Vec<ObjectKey> + Send + Sync + 'static,
     ) -> Self
     where
-        W: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+        W: Watchable,
     {
         let informer = self.factory.informer::<W>(scope);
         self.watches_informer(informer, mapper)
@@ -255,7 +254,7 @@ impl<K, R> Debug for Controller<K, R> {
 
 impl<K> Controller<K, ()>
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Watchable,
 {
     /// Starts configuring a controller named `name` (its queue's metric label and log
     /// field) for primary type `K` in `scope`, with informers from `factory`.
@@ -281,7 +280,7 @@ where
 
 impl<K, R> Controller<K, R>
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Watchable,
     R: Reconcile<K>,
 {
     /// The controller's work queue, e.g. to enqueue a key by hand.

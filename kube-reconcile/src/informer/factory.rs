@@ -7,6 +7,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope};
 use kube::{Api, Client, Resource, core::PartialObjectMeta, runtime::watcher};
 use serde::de::DeserializeOwned;
 
@@ -46,24 +47,72 @@ impl Scope {
         self
     }
 
-    /// The namespace restriction is a `metadata.namespace` field selector on the
-    /// all-namespaces path, which keeps one code path for every resource scope.
     fn watcher_config(&self) -> watcher::Config {
         let mut config = watcher::Config::default();
         if let Some(labels) = &self.labels {
             config = config.labels(labels);
         }
-        let fields = [
-            self.namespace
-                .as_ref()
-                .map(|ns| format!("metadata.namespace={ns}")),
-            self.fields.clone(),
-        ];
-        let fields: Vec<String> = fields.into_iter().flatten().collect();
-        if !fields.is_empty() {
-            config = config.fields(&fields.join(","));
+        if let Some(fields) = &self.fields {
+            config = config.fields(fields);
         }
         config
+    }
+}
+
+/// What an informer can watch: a typed resource (namespaced or cluster-scoped) that
+/// deserialises and can be shared across tasks. Every `k8s-openapi` type and every
+/// derived custom resource is one.
+pub trait Watchable:
+    Resource<DynamicType = (), Scope: ScopedApi>
+    + Clone
+    + DeserializeOwned
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Watchable for K where
+    K: Resource<DynamicType = (), Scope: ScopedApi>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// How a resource scope is listed and watched: the namespaced path for namespaced
+/// types (as client-go does), the cluster path otherwise. Implemented for the scope
+/// markers of `k8s-openapi` and `kube` types.
+pub trait ScopedApi: Sized {
+    /// The `Api` reaching objects of `K` in `namespace` (all namespaces if `None`).
+    /// Cluster-scoped types ignore the namespace.
+    fn api<K>(client: Client, namespace: Option<&str>) -> Api<K>
+    where
+        K: Resource<Scope = Self, DynamicType = ()>;
+}
+
+impl ScopedApi for NamespaceResourceScope {
+    fn api<K>(client: Client, namespace: Option<&str>) -> Api<K>
+    where
+        K: Resource<Scope = Self, DynamicType = ()>,
+    {
+        match namespace {
+            Some(namespace) => Api::namespaced(client, namespace),
+            None => Api::all(client),
+        }
+    }
+}
+
+impl ScopedApi for ClusterResourceScope {
+    fn api<K>(client: Client, _namespace: Option<&str>) -> Api<K>
+    where
+        K: Resource<Scope = Self, DynamicType = ()>,
+    {
+        Api::all(client)
     }
 }
 
@@ -123,7 +172,7 @@ impl InformerFactory {
     /// started: call [`start`](Self::start) or [`Informer::start`]).
     pub fn informer<K>(&self, scope: &Scope) -> Informer<K>
     where
-        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+        K: Watchable,
     {
         self.informer_with_transform(scope, Some(strip_managed_fields()))
     }
@@ -135,10 +184,11 @@ impl InformerFactory {
         transform: Option<Transform<K>>,
     ) -> Informer<K>
     where
-        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+        K: Watchable,
     {
         self.get_or_create(scope, || {
-            let stream = watcher(Api::<K>::all(self.client.clone()), scope.watcher_config());
+            let api = K::Scope::api::<K>(self.client.clone(), scope.namespace.as_deref());
+            let stream = watcher(api, scope.watcher_config());
             Informer::from_stream(stream, transform)
         })
     }
@@ -147,11 +197,14 @@ impl InformerFactory {
     /// controller only maps or counts: far less memory and traffic than full objects.
     pub fn metadata_informer<K>(&self, scope: &Scope) -> Informer<PartialObjectMeta<K>>
     where
-        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+        K: Watchable,
     {
         self.get_or_create(scope, || {
             // kube sends metadata-only requests for `Api<PartialObjectMeta<_>>`.
-            let api = Api::<PartialObjectMeta<K>>::all(self.client.clone());
+            let api = K::Scope::api::<PartialObjectMeta<K>>(
+                self.client.clone(),
+                scope.namespace.as_deref(),
+            );
             let stream = watcher(api, scope.watcher_config());
             Informer::from_stream(stream, Some(strip_managed_fields()))
         })

@@ -38,7 +38,7 @@ use futures::{StreamExt, stream::BoxStream};
 use kube::{Resource, ResourceExt, runtime::watcher};
 use tracing::{debug, warn};
 
-pub use factory::{InformerFactory, Scope};
+pub use factory::{InformerFactory, Scope, ScopedApi, Watchable};
 pub use subscription::{Notification, Subscription};
 
 use crate::{ObjectKey, store::Store};

@@ -97,19 +97,25 @@ struct Inner<K> {
 
 struct State<K> {
     queue: VecDeque<K>,
-    dirty: HashSet<K>,
+    dirty: HashSet<K, Hasher>,
     /// Processing keys, with the time their worker took them when metrics are on.
-    processing: HashMap<K, Option<Instant>>,
+    processing: HashMap<K, Option<Instant>, Hasher>,
     /// When each dirty key was added, when metrics are on.
-    added_at: HashMap<K, Instant>,
+    added_at: HashMap<K, Instant, Hasher>,
     /// Delayed adds: a min-heap of (due, sequence), the key of each live sequence, and
     /// the live entry of each key. Heap entries without a live sequence are stale.
     waiting: BinaryHeap<Reverse<(Instant, u64)>>,
     waiting_by_sequence: HashMap<u64, K>,
-    waiting_keys: HashMap<K, (Instant, u64)>,
+    waiting_keys: HashMap<K, (Instant, u64), Hasher>,
     sequence: u64,
+    /// Workers blocked in `get`; adds notify only when there is one.
+    waiters: usize,
     shutting_down: bool,
 }
+
+/// Keys are hashed on every operation; SipHash's DoS resistance buys nothing for keys
+/// that come from the API server, and costs a large share of an add/get/done cycle.
+type Hasher = foldhash::fast::RandomState;
 
 impl<K> Inner<K> {
     fn lock(&self) -> MutexGuard<'_, State<K>> {
@@ -161,7 +167,13 @@ impl<K: QueueKey> WorkQueue<K> {
         state.dirty.insert(key.clone());
         state.queue.push_back(key);
         self.report_depth(state);
-        self.inner.ready.notify_one();
+        self.wake_one(state);
+    }
+
+    fn wake_one(&self, state: &State<K>) {
+        if state.waiters > 0 {
+            self.inner.ready.notify_one();
+        }
     }
 
     /// Adds `key` after `delay`. If the key is already waiting, the earlier time wins.
@@ -218,6 +230,13 @@ impl<K: QueueKey> WorkQueue<K> {
     /// [`done`](Self::done) with it. Returns `None` once the queue is shut down and
     /// empty (delayed keys not yet due are dropped at shutdown).
     pub async fn get(&self) -> Option<K> {
+        // Fast path: a key is ready, no wake-up registration needed.
+        {
+            let mut state = self.inner.lock();
+            if let Some(key) = self.take_locked(&mut state) {
+                return Some(key);
+            }
+        }
         loop {
             let notified = self.inner.ready.notified();
             tokio::pin!(notified);
@@ -231,8 +250,10 @@ impl<K: QueueKey> WorkQueue<K> {
                 if state.shutting_down {
                     return None;
                 }
+                state.waiters += 1;
                 state.waiting.peek().map(|Reverse((due, _))| *due)
             };
+            let _waiting = WaiterGuard(self);
             match next_due {
                 Some(due) => {
                     tokio::select! {
@@ -288,7 +309,7 @@ impl<K: QueueKey> WorkQueue<K> {
         if state.dirty.contains(key) {
             state.queue.push_back(key.clone());
             self.report_depth(&state);
-            self.inner.ready.notify_one();
+            self.wake_one(&state);
         } else if state.processing.is_empty() && state.shutting_down {
             self.inner.drained.notify_waiters();
         }
@@ -368,6 +389,15 @@ impl<K: QueueKey> WorkQueue<K> {
     }
 }
 
+/// Counts a worker blocked in `get` until it wakes or its future is dropped.
+struct WaiterGuard<'a, K: QueueKey>(&'a WorkQueue<K>);
+
+impl<K: QueueKey> Drop for WaiterGuard<'_, K> {
+    fn drop(&mut self) {
+        self.0.inner.lock().waiters -= 1;
+    }
+}
+
 /// Builds a [`WorkQueue`]; made by [`WorkQueue::builder`].
 #[must_use]
 pub struct WorkQueueBuilder<K> {
@@ -406,13 +436,14 @@ impl<K: QueueKey> WorkQueueBuilder<K> {
             name: self.name,
             state: Mutex::new(State {
                 queue: VecDeque::new(),
-                dirty: HashSet::new(),
-                processing: HashMap::new(),
-                added_at: HashMap::new(),
+                dirty: HashSet::default(),
+                processing: HashMap::default(),
+                added_at: HashMap::default(),
                 waiting: BinaryHeap::new(),
                 waiting_by_sequence: HashMap::new(),
-                waiting_keys: HashMap::new(),
+                waiting_keys: HashMap::default(),
                 sequence: 0,
+                waiters: 0,
                 shutting_down: false,
             }),
             ready: Notify::new(),

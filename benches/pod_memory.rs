@@ -1,0 +1,301 @@
+//! Bytes per cached Pod: kube-reconcile's informer against kube-runtime's reflector
+//! store and client-go's informer, holding the same 10,000 pods in one run.
+//!
+//! ```text
+//! cargo bench --bench pod_memory            # 10,000 pods
+//! cargo bench --bench pod_memory -- 2000    # fewer
+//! ```
+//!
+//! Starts the local control plane, creates realistic pods (two containers with env,
+//! ports, probes, resources and mounts, an owner, a Running status) whose
+//! `metadata.managedFields` the server fills from the create and the status update,
+//! then measures, one cache at a time, the live heap a synced cache adds: jemalloc's
+//! allocated-bytes counter for the Rust caches, Go's HeapAlloc after GC for client-go
+//! (`benches/go/informer-memory`).
+
+use std::{path::Path, process::Command, time::Duration};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use k8s_openapi::api::core::v1::Pod;
+use kube::{
+    Api, Client,
+    api::{Patch, PatchParams, PostParams},
+    runtime::{WatchStreamExt, reflector, watcher},
+};
+use kube_reconcile::{
+    informer::{InformerFactory, Scope},
+    testing::ControlPlane,
+};
+use serde_json::json;
+
+/// How many pods every cache must hold once synced.
+static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+fn allocated() -> usize {
+    tikv_jemalloc_ctl::epoch::advance().expect("jemalloc epoch");
+    tikv_jemalloc_ctl::stats::allocated::read().expect("jemalloc stats")
+}
+
+fn pod(i: usize) -> Pod {
+    let env: Vec<_> = (0..10)
+        .map(|e| json!({"name": format!("SETTING_{e}"), "value": format!("value-{i}-{e}")}))
+        .collect();
+    let container = |name: &str, port: u16| {
+        json!({
+            "name": name, "image": format!("registry.example/{name}:1.{}", i % 7),
+            "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
+            "env": env,
+            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
+                          "limits": {"cpu": "500m", "memory": "256Mi"}},
+            "livenessProbe": {"httpGet": {"path": "/healthz", "port": port}, "periodSeconds": 10},
+            "readinessProbe": {"httpGet": {"path": "/ready", "port": port}, "periodSeconds": 5},
+            "volumeMounts": [{"name": "config", "mountPath": "/etc/config"},
+                             {"name": "data", "mountPath": "/data"}],
+        })
+    };
+    serde_json::from_value(json!({
+        "metadata": {
+            "name": format!("web-{i:05}"),
+            "labels": {"app": "web", "tier": "frontend", "pod-template-hash": "5d8f7c9b6",
+                       "version": format!("v{}", i % 3), "team": "checkout"},
+            "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "8080",
+                            "kubernetes.io/change-cause": "rollout of release 42"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "name": "web-5d8f7c9b6", "uid": "7b0f4a1e-4f0e-4c7e-9d3a-0e5a0c1b2d3e",
+                "controller": true, "blockOwnerDeletion": true}],
+        },
+        "spec": {
+            "nodeName": format!("node-{}", i % 20),
+            "containers": [container("app", 8080), container("proxy", 15001)],
+            "volumes": [{"name": "config", "configMap": {"name": "web-config"}},
+                        {"name": "data", "emptyDir": {}}],
+            "tolerations": [
+                {"key": "node.kubernetes.io/not-ready", "operator": "Exists",
+                 "effect": "NoExecute", "tolerationSeconds": 300},
+                {"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+                 "effect": "NoExecute", "tolerationSeconds": 300}],
+        }
+    }))
+    .unwrap()
+}
+
+fn status(i: usize) -> serde_json::Value {
+    let now = "2026-11-29T12:00:00Z";
+    let running = |name: &str| {
+        json!({"name": name, "ready": true, "started": true, "restartCount": 0,
+               "image": format!("registry.example/{name}:1.{}", i % 7),
+               "imageID": format!("registry.example/{name}@sha256:{:064x}", i),
+               "containerID": format!("containerd://{:064x}", i * 7 + 1),
+               "state": {"running": {"startedAt": now}}})
+    };
+    let conditions: Vec<_> = [
+        "PodReadyToStartContainers",
+        "Initialized",
+        "Ready",
+        "ContainersReady",
+        "PodScheduled",
+    ]
+    .iter()
+    .map(|t| json!({"type": t, "status": "True", "lastTransitionTime": now}))
+    .collect();
+    json!({"status": {
+        "phase": "Running", "qosClass": "Burstable", "startTime": now,
+        "hostIP": format!("192.0.2.{}", i % 20 + 1),
+        "podIP": format!("10.244.{}.{}", i / 250, i % 250 + 1),
+        "podIPs": [{"ip": format!("10.244.{}.{}", i / 250, i % 250 + 1)}],
+        "conditions": conditions,
+        "containerStatuses": [running("app"), running("proxy")],
+    }})
+}
+
+async fn create_pods(api: &Api<Pod>, count: usize) -> anyhow::Result<()> {
+    stream::iter(0..count)
+        .map(|i| async move {
+            let name = format!("web-{i:05}");
+            api.create(&PostParams::default(), &pod(i)).await?;
+            let params = PatchParams::default();
+            api.patch_status(&name, &params, &Patch::Merge(status(i)))
+                .await?;
+            anyhow::Ok(())
+        })
+        .buffer_unordered(32)
+        .try_collect::<()>()
+        .await
+}
+
+/// Bytes the synced cache adds to the heap, per object.
+async fn measure<F, Fut>(label: &str, count: usize, run: F) -> f64
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Box<dyn std::any::Any>>,
+{
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = allocated();
+    let cache = run().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = allocated();
+    drop(cache);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    println!(
+        "  (heap before {before}, with cache {after}, after drop {})",
+        allocated()
+    );
+    let per_object = (after as f64 - before as f64) / count as f64;
+    println!("{label:<48} {per_object:>8.0} bytes/pod");
+    per_object
+}
+
+async fn ours(client: Client, ns: &str, strip: bool) -> Box<dyn std::any::Any> {
+    let factory = InformerFactory::new(client);
+    let scope = Scope::all().namespace(ns);
+    let informer = if strip {
+        factory.informer::<Pod>(&scope)
+    } else {
+        factory.informer_with_transform::<Pod>(&scope, None)
+    };
+    informer.start();
+    informer.wait_for_sync().await;
+    informer.stop();
+    assert_eq!(
+        informer.store().len(),
+        COUNT.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    Box::new(informer)
+}
+
+async fn ours_metadata(client: Client, ns: &str) -> Box<dyn std::any::Any> {
+    let factory = InformerFactory::new(client);
+    let informer = factory.metadata_informer::<Pod>(&Scope::all().namespace(ns));
+    informer.start();
+    informer.wait_for_sync().await;
+    informer.stop();
+    assert_eq!(
+        informer.store().len(),
+        COUNT.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    Box::new(informer)
+}
+
+async fn kube_runtime(client: Client, ns: &str) -> Box<dyn std::any::Any> {
+    let (reader, writer) = reflector::store::<Pod>();
+    let api = Api::<Pod>::namespaced(client, ns);
+    let stream = reflector(writer, watcher(api, watcher::Config::default())).applied_objects();
+    let task = tokio::spawn(stream.for_each(|_| async {}));
+    reader.wait_until_ready().await.expect("reflector ready");
+    task.abort();
+    let _ = task.await;
+    assert_eq!(
+        reader.state().len(),
+        COUNT.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    Box::new(reader)
+}
+
+fn client_go(kubeconfig: &Path, ns: &str) -> (f64, f64) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let binary = root.join("target/bench-go/informer-memory");
+    let built = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&binary)
+        .arg("./informer-memory")
+        .current_dir(root.join("benches/go"))
+        .status()
+        .expect("go must be installed to build the client-go side");
+    assert!(built.success(), "building the Go benchmark failed");
+    let output = Command::new(&binary)
+        .arg(format!("-kubeconfig={}", kubeconfig.display()))
+        .arg(format!("-namespace={ns}"))
+        .output()
+        .expect("run the client-go informer");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    let value = |key: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.trim().parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (
+        value("bytes_per_object "),
+        value("bytes_per_object_without_managed_fields "),
+    )
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let count: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(10_000);
+    COUNT.store(count, std::sync::atomic::Ordering::Relaxed);
+    let cp = ControlPlane::builder().start().await?;
+    let client = cp.client().await?;
+    let ns = cp.create_namespace(&client, "pod-memory").await?;
+    let api = Api::<Pod>::namespaced(client.clone(), &ns);
+    let started = std::time::Instant::now();
+    create_pods(&api, count).await?;
+    let sample = api.get("web-00000").await?;
+    let json_size = serde_json::to_vec(&sample)?.len();
+    let managed = serde_json::to_vec(&sample.metadata.managed_fields)?.len();
+    println!(
+        "created {count} pods in {:.1?}; one pod is {json_size} bytes of JSON, {managed} of them managedFields",
+        started.elapsed()
+    );
+
+    // The heap one decoded pod takes, as a yardstick for the caches below.
+    let bytes = serde_json::to_vec(&sample)?;
+    let before = allocated();
+    let decoded: Vec<Pod> = (0..100)
+        .map(|_| serde_json::from_slice(&bytes).unwrap())
+        .collect();
+    let one_pod = (allocated() - before) / decoded.len();
+    drop(decoded);
+    println!("one decoded Pod takes {one_pod} bytes of heap (with its managedFields)");
+
+    let c = || client.clone();
+    let reconcile = measure("kube-reconcile informer (default transform)", count, || {
+        ours(c(), &ns, true)
+    })
+    .await;
+    let reconcile_raw = measure("kube-reconcile informer (no transform)", count, || {
+        ours(c(), &ns, false)
+    })
+    .await;
+    measure("kube-reconcile metadata-only informer", count, || {
+        ours_metadata(c(), &ns)
+    })
+    .await;
+    let reflector = measure("kube-runtime reflector store", count, || {
+        kube_runtime(c(), &ns)
+    })
+    .await;
+    let (go, go_stripped) = client_go(cp.kubeconfig_path(), &ns);
+    println!(
+        "{:<48} {go:>8.0} bytes/pod",
+        "client-go informer (no transform)"
+    );
+    println!(
+        "{:<48} {go_stripped:>8.0} bytes/pod",
+        "client-go informer (managedFields dropped)"
+    );
+    println!(
+        "ratio kube-reconcile / kube-runtime reflector: {:.2}",
+        reconcile / reflector
+    );
+    println!(
+        "ratio kube-reconcile / client-go (no transform): {:.2}",
+        reconcile / go
+    );
+    println!(
+        "ratio kube-reconcile (no transform) / kube-runtime reflector: {:.2}",
+        reconcile_raw / reflector
+    );
+    cp.stop().await;
+    Ok(())
+}
