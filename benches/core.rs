@@ -8,18 +8,10 @@ use std::{sync::Arc, time::Duration};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use k8s_openapi::api::core::v1::Pod;
-use kube_reconcile::{ObjectKey, queue::WorkQueue, store::Store};
+mod common;
 
-fn keys(n: usize) -> Vec<ObjectKey> {
-    (0..n)
-        .map(|i| {
-            ObjectKey::new(
-                Some(&format!("namespace-{}", i % 50)),
-                &format!("object-{i}"),
-            )
-        })
-        .collect()
-}
+use common::keys;
+use kube_reconcile::{ObjectKey, queue::WorkQueue, store::Store};
 
 fn pods(n: usize) -> Vec<Arc<Pod>> {
     (0..n)

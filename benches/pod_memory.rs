@@ -23,7 +23,7 @@ use kube::{
     runtime::{WatchStreamExt, reflector, watcher},
 };
 use kube_reconcile::{
-    informer::{InformerFactory, Scope},
+    informer::{Informer, InformerFactory, Scope},
     testing::ControlPlane,
 };
 use serde_json::json;
@@ -151,31 +151,25 @@ where
 async fn ours(client: Client, ns: &str, strip: bool) -> Box<dyn std::any::Any> {
     let factory = InformerFactory::new(client);
     let scope = Scope::all().namespace(ns);
-    let informer = if strip {
-        factory.informer::<Pod>(&scope)
-    } else {
-        factory.informer_with_transform::<Pod>(&scope, None)
-    };
-    informer.start();
-    informer.wait_for_sync().await;
-    informer.stop();
-    assert_eq!(
-        informer.store().len(),
-        COUNT.load(std::sync::atomic::Ordering::Relaxed)
-    );
-    Box::new(informer)
+    let transform = strip.then(kube_reconcile::informer::strip_managed_fields);
+    synced(factory.informer_with_transform::<Pod>(&scope, transform)).await
 }
 
 async fn ours_metadata(client: Client, ns: &str) -> Box<dyn std::any::Any> {
     let factory = InformerFactory::new(client);
-    let informer = factory.metadata_informer::<Pod>(&Scope::all().namespace(ns));
+    synced(factory.metadata_informer::<Pod>(&Scope::all().namespace(ns))).await
+}
+
+/// Starts the informer, waits for its first list, stops watching and keeps the cache.
+async fn synced<K>(informer: Informer<K>) -> Box<dyn std::any::Any>
+where
+    K: kube::Resource + Clone + Send + Sync + 'static,
+{
     informer.start();
     informer.wait_for_sync().await;
     informer.stop();
-    assert_eq!(
-        informer.store().len(),
-        COUNT.load(std::sync::atomic::Ordering::Relaxed)
-    );
+    let expected = COUNT.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(informer.store().len(), expected);
     Box::new(informer)
 }
 

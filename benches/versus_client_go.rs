@@ -18,28 +18,21 @@
 
 use std::{collections::BTreeMap, path::Path, process::Command, time::Instant};
 
+mod common;
+
+use common::keys;
 use kube_reconcile::{ObjectKey, queue::WorkQueue};
 
 const OPS: usize = 1_000_000;
 
-fn keys(n: usize) -> Vec<ObjectKey> {
-    (0..n)
-        .map(|i| {
-            ObjectKey::new(
-                Some(&format!("namespace-{}", i % 50)),
-                &format!("object-{i}"),
-            )
-        })
-        .collect()
+fn current_thread() -> tokio::runtime::Runtime {
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    builder.enable_all().build().unwrap()
 }
 
 fn single(keys: &[ObjectKey]) -> f64 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let queue = WorkQueue::new("bench");
-    runtime.block_on(async {
+    current_thread().block_on(async {
         let start = Instant::now();
         for i in 0..OPS {
             queue.add(keys[i % keys.len()].clone());
@@ -51,12 +44,8 @@ fn single(keys: &[ObjectKey]) -> f64 {
 }
 
 fn batch(keys: &[ObjectKey]) -> f64 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let queue = WorkQueue::new("bench");
-    runtime.block_on(async {
+    current_thread().block_on(async {
         let start = Instant::now();
         let mut done = 0;
         while done < OPS {

@@ -64,11 +64,7 @@ async fn churn(api: &Api<ConfigMap>, round: usize) {
 
 #[tokio::test]
 async fn informer_recovers_from_apiserver_restart_and_compaction() {
-    support::init_tracing();
-    let cp = ControlPlane::builder()
-        .start()
-        .await
-        .unwrap_or_else(|e| panic!("the local control plane must start for this test: {e}"));
+    let cp = support::start(ControlPlane::builder()).await;
     let client = cp.client().await.unwrap();
     let ns = cp.create_namespace(&client, "resilience").await.unwrap();
     let api = Api::<ConfigMap>::namespaced(client.clone(), &ns);

@@ -13,13 +13,12 @@ use serde_json::json;
 
 #[tokio::test]
 async fn replicaset_controller_creates_the_replicas() {
-    support::init_tracing();
-    let cp = ControlPlane::builder()
-        .fake_nodes(1)
-        .kube_controller_manager(["replicaset-controller"])
-        .start()
-        .await
-        .unwrap_or_else(|e| panic!("the local control plane must start for this test: {e}"));
+    let cp = support::start(
+        ControlPlane::builder()
+            .fake_nodes(1)
+            .kube_controller_manager(["replicaset-controller"]),
+    )
+    .await;
     let client = cp.client().await.unwrap();
     let ns = cp.create_namespace(&client, "reference").await.unwrap();
     let replica_sets = Api::<ReplicaSet>::namespaced(client.clone(), &ns);

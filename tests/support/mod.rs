@@ -20,14 +20,16 @@ pub async fn shared(
     cell: &'static OnceCell<ControlPlane>,
     builder: impl FnOnce() -> ControlPlaneBuilder,
 ) -> &'static ControlPlane {
+    cell.get_or_init(|| start(builder())).await
+}
+
+/// Starts a control plane for one test; panics with the reason if it cannot start.
+pub async fn start(builder: ControlPlaneBuilder) -> ControlPlane {
     init_tracing();
-    cell.get_or_init(|| async {
-        builder()
-            .start()
-            .await
-            .unwrap_or_else(|e| panic!("the local control plane must start for this test: {e}"))
-    })
-    .await
+    builder
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("the local control plane must start for this test: {e}"))
 }
 
 /// Logs at `warn` (or `RUST_LOG`) once per test binary.
