@@ -1,0 +1,5 @@
+//! The example controllers, shared by the controller-manager, the demo and the tests.
+#![allow(dead_code)] // each target uses part of it
+
+pub mod pods;
+pub mod replicaset;

@@ -1,0 +1,575 @@
+//! The ReplicaSet controller, behaving like kube-controller-manager's
+//! (pkg/controller/replicaset), built only on kube-reconcile's public API.
+//!
+//! One sync function, [`ReplicaSetController::reconcile`], reads top to bottom: check
+//! expectations, claim pods, create or delete the difference (slow start, burst
+//! limit, deletion ranking), then write status when it changed.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
+
+use futures::future::join_all;
+use k8s_openapi::{
+    api::{
+        apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus},
+        core::v1::Pod,
+    },
+    apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time},
+    jiff::Timestamp,
+};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams, PostParams},
+};
+use kube_reconcile::{
+    ObjectKey,
+    controller::{Controller, ControllerBuilder, handler},
+    events::{Event, EventType, Recorder, Reporter},
+    expectations::UidTrackingExpectations,
+    informer::{self, InformerFactory, Scope},
+    ownership::{ClaimError, ControllerRefManager, controller_of},
+    reconcile::{Action, Reconcile, Request},
+    selector::Selector,
+    store::Store,
+};
+use tracing::warn;
+
+use super::pods;
+
+/// At most this many pods are created or deleted in one sync.
+pub const BURST_REPLICAS: usize = 500;
+/// The name this controller reports in events and field managers.
+pub const NAME: &str = "replicaset-controller";
+/// Pods in a namespace without a controller, for adoption candidates.
+const ORPHANS_INDEX: &str = "orphans-by-namespace";
+
+/// Why a sync failed; retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Claiming pods failed.
+    #[error(transparent)]
+    Claim(#[from] ClaimError),
+    /// Creating or deleting pods failed (the first error of the sync).
+    #[error("{0}")]
+    ManageReplicas(String),
+    /// Writing status failed.
+    #[error("updating status of {key} failed")]
+    Status {
+        /// The ReplicaSet.
+        key: ObjectKey,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// Shared state of the workers.
+pub struct ReplicaSetController {
+    client: Client,
+    replica_sets: Store<ReplicaSet>,
+    pods: Store<Pod>,
+    expectations: Arc<UidTrackingExpectations>,
+    recorder: Recorder,
+}
+
+/// Builds the controller: ReplicaSets are primary, pod events map to their owner (or,
+/// for orphans, to every ReplicaSet whose selector matches) and feed expectations.
+pub fn controller(
+    client: Client,
+    factory: &InformerFactory,
+    workers: usize,
+) -> Controller<ReplicaSet, ReplicaSetController> {
+    let scope = Scope::all();
+    let replica_sets = factory.informer::<ReplicaSet>(&scope);
+    let pods = factory.informer::<Pod>(&scope);
+    pods.store().add_index(ORPHANS_INDEX, |pod: &Pod| {
+        let orphan = controller_of(pod).is_none();
+        orphan
+            .then(|| pod.namespace())
+            .flatten()
+            .into_iter()
+            .collect()
+    });
+    let expectations = Arc::new(UidTrackingExpectations::new());
+    let mapper = {
+        let (replica_sets, expectations) = (replica_sets.store().clone(), expectations.clone());
+        move |event: &informer::Event<Pod>| pod_event(&replica_sets, &expectations, event)
+    };
+    let builder: ControllerBuilder<ReplicaSet> =
+        Controller::<ReplicaSet>::builder(NAME, factory, &scope);
+    builder
+        .watches_informer(pods.clone(), mapper)
+        .workers(workers)
+        .rate_limiter(kube_reconcile::queue::client_go_default())
+        .build(ReplicaSetController {
+            recorder: Recorder::new(client.clone(), Reporter::from(NAME)),
+            client,
+            replica_sets: replica_sets.store().clone(),
+            pods: pods.store().clone(),
+            expectations,
+        })
+}
+
+/// Maps a pod event to ReplicaSet keys, recording observed creations and deletions.
+fn pod_event(
+    replica_sets: &Store<ReplicaSet>,
+    expectations: &UidTrackingExpectations,
+    event: &informer::Event<Pod>,
+) -> Vec<ObjectKey> {
+    let owner_key = |pod: &Pod| {
+        handler::enqueue_controller_owner(
+            replica_sets,
+            &informer::Event::Added(Arc::new(pod.clone())),
+        )
+    };
+    match event {
+        informer::Event::Added(pod) if pod.metadata.deletion_timestamp.is_some() => {
+            deleted(expectations, pod, owner_key(pod))
+        }
+        informer::Event::Added(pod) => match owner_key(pod) {
+            keys if !keys.is_empty() => {
+                keys.iter().for_each(|k| expectations.creation_observed(k));
+                keys
+            }
+            _ if controller_of(&**pod).is_none() => matching_replica_sets(replica_sets, pod),
+            _ => Vec::new(),
+        },
+        informer::Event::Updated { old, new } => {
+            let mut keys = handler::enqueue_controller_owner(replica_sets, event);
+            if new.metadata.deletion_timestamp.is_some()
+                && old.metadata.deletion_timestamp.is_none()
+            {
+                // A graceful delete started: count it as observed now, as the reference does.
+                deleted(expectations, new, owner_key(new));
+            }
+            if controller_of(&**new).is_none() && (new.labels() != old.labels() || keys.is_empty())
+            {
+                keys.extend(matching_replica_sets(replica_sets, new));
+            }
+            keys.sort();
+            keys.dedup();
+            keys
+        }
+        informer::Event::Deleted(pod) => deleted(expectations, pod, owner_key(pod)),
+    }
+}
+
+fn deleted(
+    expectations: &UidTrackingExpectations,
+    pod: &Pod,
+    owners: Vec<ObjectKey>,
+) -> Vec<ObjectKey> {
+    for owner in &owners {
+        expectations.deletion_observed(owner, &pods::key(pod));
+    }
+    owners
+}
+
+fn matching_replica_sets(replica_sets: &Store<ReplicaSet>, pod: &Pod) -> Vec<ObjectKey> {
+    let namespace = pod.namespace().unwrap_or_default();
+    replica_sets
+        .list_namespace(&namespace)
+        .iter()
+        .filter(|rs| {
+            Selector::from_label_selector(Some(&rs.spec.selector))
+                .is_ok_and(|s| !s.is_everything() && s.matches_object(pod))
+        })
+        .map(|rs| ObjectKey::of(&**rs))
+        .collect()
+}
+
+impl Reconcile<ReplicaSet> for ReplicaSetController {
+    type Error = Error;
+
+    async fn reconcile(&self, request: Request<ReplicaSet>) -> Result<Action, Error> {
+        let key = request.key;
+        let Some(rs) = request.object else {
+            self.expectations.delete(&key);
+            return Ok(Action::Done);
+        };
+        let needs_sync = self.expectations.satisfied(&key);
+        let selector = match Selector::from_label_selector(Some(&rs.spec.selector)) {
+            Ok(selector) => selector,
+            Err(error) => {
+                warn!(%key, %error, "invalid selector; not syncing");
+                return Ok(Action::Done);
+            }
+        };
+
+        // Pods controlled by this ReplicaSet, plus orphans that it may adopt.
+        let namespace = key.namespace().unwrap_or_default();
+        let mut candidates = self.pods.controlled_by(&rs.uid().unwrap_or_default());
+        candidates.extend(
+            self.pods
+                .by_index(ORPHANS_INDEX, namespace)
+                .unwrap_or_default(),
+        );
+        let active: Vec<Arc<Pod>> = candidates
+            .iter()
+            .filter(|p| pods::is_active(p))
+            .cloned()
+            .collect();
+        let claimed =
+            ControllerRefManager::new(&*rs, self.api(namespace), self.api(namespace), &selector)
+                .field_manager(NAME)
+                .claim(&active)
+                .await?;
+        let terminating = candidates
+            .iter()
+            .filter(|p| {
+                pods::is_terminating(p)
+                    && is_controlled_by(p, &rs)
+                    && selector.matches_object(&***p)
+            })
+            .count();
+
+        let managed = if needs_sync && rs.metadata.deletion_timestamp.is_none() {
+            self.manage_replicas(&key, &rs, &claimed).await
+        } else {
+            Ok(())
+        };
+
+        let now = Timestamp::now();
+        let status = calculate_status(&rs, &claimed, terminating, managed.as_ref().err(), now);
+        self.update_status(&key, &rs, status).await?;
+        managed?;
+
+        // Re-check when the next pod becomes available.
+        let min_ready = rs.spec.min_ready_seconds.unwrap_or(0);
+        let next_available = claimed
+            .iter()
+            .filter_map(|p| pods::seconds_until_available(p, min_ready, now))
+            .min_by(f64::total_cmp);
+        Ok(match next_available {
+            Some(seconds) if min_ready > 0 => {
+                Action::RequeueAfter(Duration::from_secs_f64(seconds))
+            }
+            _ => Action::Done,
+        })
+    }
+}
+
+impl ReplicaSetController {
+    fn api<K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>>(
+        &self,
+        namespace: &str,
+    ) -> Api<K> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// Creates or deletes pods so that `claimed` reaches `spec.replicas`.
+    async fn manage_replicas(
+        &self,
+        key: &ObjectKey,
+        rs: &ReplicaSet,
+        claimed: &[Arc<Pod>],
+    ) -> Result<(), Error> {
+        let wanted = usize::try_from(rs.spec.replicas.unwrap_or(1)).unwrap_or(0);
+        if claimed.len() < wanted {
+            let missing = (wanted - claimed.len()).min(BURST_REPLICAS);
+            self.expectations.expect_creations(key, missing);
+            let (created, error) = self.create_in_slow_start(rs, missing).await;
+            // Pods never attempted, or that failed, will not be observed.
+            self.expectations.lower_creations(key, missing - created);
+            return error.map_or(Ok(()), |e| Err(Error::ManageReplicas(e)));
+        }
+        if claimed.len() > wanted {
+            let surplus = (claimed.len() - wanted).min(BURST_REPLICAS);
+            let victims = self.pods_to_delete(rs, claimed, surplus);
+            self.expectations
+                .expect_deletions(key, victims.iter().map(|p| pods::key(p)));
+            let deletions = victims.iter().map(|pod| self.delete_pod(key, rs, pod));
+            let first_error = join_all(deletions).await.into_iter().find_map(Result::err);
+            return first_error.map_or(Ok(()), |e| Err(Error::ManageReplicas(e)));
+        }
+        Ok(())
+    }
+
+    /// Batches of 1, 2, 4, ... creations, stopping after the first batch with a failure;
+    /// returns how many were created and the first error.
+    async fn create_in_slow_start(&self, rs: &ReplicaSet, count: usize) -> (usize, Option<String>) {
+        let (mut created, mut batch) = (0, 1);
+        while created < count {
+            let size = batch.min(count - created);
+            let results = join_all((0..size).map(|_| self.create_pod(rs))).await;
+            let successes = results.iter().filter(|r| r.is_ok()).count();
+            created += successes;
+            if let Some(error) = results.into_iter().find_map(Result::err) {
+                return (created, Some(error));
+            }
+            batch *= 2;
+        }
+        (created, None)
+    }
+
+    async fn create_pod(&self, rs: &ReplicaSet) -> Result<(), String> {
+        let template = rs.spec.template.clone().unwrap_or_default();
+        let template_meta = template.metadata.unwrap_or_default();
+        let pod = Pod {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{}-", rs.name_any())),
+                labels: template_meta.labels,
+                annotations: template_meta.annotations,
+                finalizers: template_meta.finalizers,
+                owner_references: Some(vec![controller_ref(rs)]),
+                ..ObjectMeta::default()
+            },
+            spec: template.spec,
+            status: None,
+        };
+        let namespace = rs.namespace().unwrap_or_default();
+        match self
+            .api::<Pod>(&namespace)
+            .create(&PostParams::default(), &pod)
+            .await
+        {
+            Ok(created) => {
+                let note = format!("Created pod: {}", created.name_any());
+                self.event(rs, EventType::Normal, "SuccessfulCreate", note, "Create")
+                    .await;
+                Ok(())
+            }
+            Err(error) => {
+                let note = format!("Error creating: {error}");
+                self.event(
+                    rs,
+                    EventType::Warning,
+                    "FailedCreate",
+                    note.clone(),
+                    "Create",
+                )
+                .await;
+                Err(note)
+            }
+        }
+    }
+
+    async fn delete_pod(&self, key: &ObjectKey, rs: &ReplicaSet, pod: &Pod) -> Result<(), String> {
+        let namespace = rs.namespace().unwrap_or_default();
+        match self
+            .api::<Pod>(&namespace)
+            .delete(&pod.name_any(), &DeleteParams::default())
+            .await
+        {
+            Ok(_) => {
+                let note = format!("Deleted pod: {}", pod.name_any());
+                self.event(rs, EventType::Normal, "SuccessfulDelete", note, "Delete")
+                    .await;
+                Ok(())
+            }
+            // Already gone: its delete event settles the expectation.
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(error) => {
+                self.expectations.deletion_observed(key, &pods::key(pod));
+                let note = format!("Error deleting: {error}");
+                self.event(
+                    rs,
+                    EventType::Warning,
+                    "FailedDelete",
+                    note.clone(),
+                    "Delete",
+                )
+                .await;
+                Err(note)
+            }
+        }
+    }
+
+    /// The `count` pods to delete first, by kube-controller-manager's ranking. Pods of
+    /// ReplicaSets with the same controller (one Deployment) count as colocated.
+    fn pods_to_delete(&self, rs: &ReplicaSet, claimed: &[Arc<Pod>], count: usize) -> Vec<Arc<Pod>> {
+        let mut ranked: Vec<Arc<Pod>> = claimed.to_vec();
+        if count < ranked.len() {
+            let on_node = self.active_related_pods_per_node(rs);
+            let colocated = |p: &Pod| {
+                let node = p
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.as_deref())
+                    .unwrap_or("");
+                on_node.get(node).copied().unwrap_or(0)
+            };
+            let now = Timestamp::now();
+            ranked.sort_by(|a, b| pods::deletion_order((a, colocated(a)), (b, colocated(b)), now));
+        }
+        ranked.truncate(count);
+        ranked
+    }
+
+    fn active_related_pods_per_node(&self, rs: &ReplicaSet) -> HashMap<String, usize> {
+        let namespace = rs.namespace().unwrap_or_default();
+        let related: Vec<Arc<ReplicaSet>> = match controller_of(rs) {
+            Some(owner) => self.replica_sets.controlled_by(&owner.uid),
+            None => vec![Arc::new(rs.clone())],
+        };
+        let mut seen = HashSet::new();
+        let mut on_node = HashMap::new();
+        for related_rs in related {
+            let Ok(selector) = Selector::from_label_selector(Some(&related_rs.spec.selector))
+            else {
+                continue;
+            };
+            for pod in self.pods.list_namespace(&namespace) {
+                if selector.matches_object(&*pod) && pods::is_active(&pod) && seen.insert(pod.uid())
+                {
+                    let node = pod
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.node_name.clone())
+                        .unwrap_or_default();
+                    *on_node.entry(node).or_insert(0) += 1;
+                }
+            }
+        }
+        on_node
+    }
+
+    /// Writes status (with observedGeneration) only when it changed.
+    async fn update_status(
+        &self,
+        key: &ObjectKey,
+        rs: &ReplicaSet,
+        status: ReplicaSetStatus,
+    ) -> Result<(), Error> {
+        let current = rs.status.clone().unwrap_or_default();
+        let generation = rs.metadata.generation;
+        let status = ReplicaSetStatus {
+            observed_generation: generation,
+            ..status
+        };
+        if same_status(&current, &status) {
+            return Ok(());
+        }
+        let patch = serde_json::json!({"status": status});
+        let params = PatchParams {
+            field_manager: Some(NAME.into()),
+            ..PatchParams::default()
+        };
+        let namespace = key.namespace().unwrap_or_default();
+        self.api::<ReplicaSet>(namespace)
+            .patch_status(key.name(), &params, &Patch::Merge(&patch))
+            .await
+            .map(drop)
+            .map_err(|source| Error::Status {
+                key: key.clone(),
+                source,
+            })
+    }
+
+    async fn event(
+        &self,
+        rs: &ReplicaSet,
+        type_: EventType,
+        reason: &str,
+        note: String,
+        action: &str,
+    ) {
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: action.into(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&event, &rs.object_ref(&())).await {
+            warn!(%error, reason, "recording an event failed");
+        }
+    }
+}
+
+fn is_controlled_by(pod: &Pod, rs: &ReplicaSet) -> bool {
+    controller_of(pod).is_some_and(|r| Some(&r.uid) == rs.metadata.uid.as_ref())
+}
+
+fn controller_ref(rs: &ReplicaSet) -> OwnerReference {
+    OwnerReference {
+        api_version: "apps/v1".into(),
+        kind: "ReplicaSet".into(),
+        name: rs.name_any(),
+        uid: rs.uid().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// The status kube-controller-manager computes from the claimed (active) pods.
+fn calculate_status(
+    rs: &ReplicaSet,
+    claimed: &[Arc<Pod>],
+    terminating: usize,
+    manage_error: Option<&Error>,
+    now: Timestamp,
+) -> ReplicaSetStatus {
+    let mut status = rs.status.clone().unwrap_or_default();
+    let template_labels = rs
+        .spec
+        .template
+        .as_ref()
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.clone());
+    let min_ready = rs.spec.min_ready_seconds.unwrap_or(0);
+    let fully_labeled = claimed
+        .iter()
+        .filter(|p| {
+            template_labels
+                .iter()
+                .flatten()
+                .all(|(k, v)| p.labels().get(k) == Some(v))
+        })
+        .count();
+    let ready = claimed.iter().filter(|p| pods::is_ready(p)).count();
+    let available = claimed
+        .iter()
+        .filter(|p| pods::is_available(p, min_ready, now))
+        .count();
+
+    let conditions = status.conditions.get_or_insert_with(Vec::new);
+    let failure = conditions
+        .iter()
+        .position(|c| c.type_.as_deref() == Some("ReplicaFailure"));
+    match (manage_error, failure) {
+        (Some(error), None) => {
+            let wanted = usize::try_from(rs.spec.replicas.unwrap_or(1)).unwrap_or(0);
+            let reason = if claimed.len() < wanted {
+                "FailedCreate"
+            } else {
+                "FailedDelete"
+            };
+            conditions.push(ReplicaSetCondition {
+                type_: Some("ReplicaFailure".into()),
+                status: Some("True".into()),
+                reason: Some(reason.into()),
+                message: Some(error.to_string()),
+                last_transition_time: Some(Time(now)),
+            });
+        }
+        (None, Some(index)) => {
+            conditions.remove(index);
+        }
+        _ => {}
+    }
+    if conditions.is_empty() {
+        status.conditions = None;
+    }
+    let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+    status.replicas = count(claimed.len());
+    status.fully_labeled_replicas = Some(count(fully_labeled));
+    status.ready_replicas = Some(count(ready));
+    status.available_replicas = Some(count(available));
+    status.terminating_replicas = Some(count(terminating));
+    status
+}
+
+fn same_status(a: &ReplicaSetStatus, b: &ReplicaSetStatus) -> bool {
+    let zero = |v: Option<i32>| v.unwrap_or(0);
+    a.replicas == b.replicas
+        && zero(a.fully_labeled_replicas) == zero(b.fully_labeled_replicas)
+        && zero(a.ready_replicas) == zero(b.ready_replicas)
+        && zero(a.available_replicas) == zero(b.available_replicas)
+        && a.terminating_replicas == b.terminating_replicas
+        && a.observed_generation == b.observed_generation
+        && a.conditions.clone().unwrap_or_default() == b.conditions.clone().unwrap_or_default()
+}
