@@ -394,3 +394,25 @@ async fn shutdown_lets_in_flight_reconciles_finish_and_cancels_after_the_timeout
         "cancelled, not finished"
     );
 }
+
+#[tokio::test]
+async fn a_rate_limited_client_spaces_requests_after_the_burst() {
+    let (client, ns) = setup("qps").await;
+    let limited = kube_reconcile::client::rate_limited(client, 5.0, 2);
+    let api = Api::<ConfigMap>::namespaced(limited, &ns);
+    let started = tokio::time::Instant::now();
+    for i in 0..7 {
+        api.create(
+            &PostParams::default(),
+            &support::config_map(&format!("cm-{i}"), "v"),
+        )
+        .await
+        .unwrap();
+    }
+    // 2 tokens at once, then 5 more at 5 a second: at least one second in all.
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(990),
+        "7 requests took only {elapsed:?}"
+    );
+}

@@ -9,6 +9,7 @@
 //! - [`controller`]: the builder and runner tying informers, queue and reconciler
 //!   together, with event [`filter`](controller::filter)s and
 //!   [`handler`](controller::handler)s;
+//! - [`client`]: client-side request limits (QPS and burst, as client-go);
 //! - [`metrics`]: client-go's and controller-runtime's metric names on
 //!   prometheus-client;
 //! - helpers every real controller needs: [`expectations`], [`ownership`]
@@ -19,6 +20,7 @@
 //!   fake Nodes and kube-controller-manager — for integration tests and demos.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod client;
 pub mod controller;
 pub mod events;
 pub mod expectations;

@@ -1,0 +1,142 @@
+//! Runs kube-reconcile's example controllers with kube-controller-manager-like flags.
+//!
+//! ```text
+//! cargo run --example controller-manager                       # on a local control plane
+//! cargo run --example controller-manager -- --kubeconfig ~/.kube/config --controllers=replicaset
+//! ```
+//!
+//! Without `--kubeconfig` it starts the local control plane (etcd, kube-apiserver,
+//! kube-scheduler, kwok with `--fake-nodes` Nodes) and prints how to reach it.
+
+mod controllers;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{ArgAction, Parser};
+use kube::{
+    Client, Config,
+    config::{KubeConfigOptions, Kubeconfig},
+};
+use kube_reconcile::{
+    controller::shutdown_signal, informer::InformerFactory, testing::ControlPlane,
+};
+
+/// Every controller this binary can run, with kube-controller-manager's name for it.
+const CONTROLLERS: &[(&str, &str)] = &[("replicaset", "replicaset-controller")];
+
+#[derive(Debug, Parser)]
+#[command(about = "Runs kube-reconcile's example controllers")]
+struct Args {
+    /// kubeconfig of the cluster to manage; without it a local control plane is started.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Controllers to run, comma-separated (`*` for all): replicaset.
+    #[arg(long, value_delimiter = ',', default_value = "*")]
+    controllers: Vec<String>,
+    /// Workers of the ReplicaSet controller.
+    #[arg(long, default_value_t = 5)]
+    concurrent_replicaset_syncs: usize,
+    /// Client requests per second (0 or less: no client-side limit).
+    #[arg(long, default_value_t = 20.0)]
+    kube_api_qps: f64,
+    /// Client request burst.
+    #[arg(long, default_value_t = 30)]
+    kube_api_burst: u32,
+    /// Leader election; only `false` is supported so far.
+    #[arg(long, default_value_t = false, action = ArgAction::Set)]
+    leader_elect: bool,
+    /// Fake Nodes of the local control plane (ignored with --kubeconfig).
+    #[arg(long, default_value_t = 3)]
+    fake_nodes: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,kube=warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+    if args.leader_elect {
+        bail!("leader election is not implemented yet; run with --leader-elect=false");
+    }
+    let enabled = enabled_controllers(&args.controllers)?;
+
+    let (client, control_plane) = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path).context("reading --kubeconfig")?;
+            let config =
+                Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+            (Client::try_from(config)?, None)
+        }
+        None => {
+            println!(
+                "No --kubeconfig: starting a local control plane with {} fake Nodes...",
+                args.fake_nodes
+            );
+            let cp = ControlPlane::builder()
+                .fake_nodes(args.fake_nodes)
+                .start()
+                .await?;
+            println!(
+                "Reach it with: export KUBECONFIG={}",
+                cp.kubeconfig_path().display()
+            );
+            (cp.client().await?, Some(cp))
+        }
+    };
+    let client = if args.kube_api_qps > 0.0 {
+        kube_reconcile::client::rate_limited(client, args.kube_api_qps, args.kube_api_burst)
+    } else {
+        client
+    };
+
+    let factory = InformerFactory::new(client.clone());
+    let mut running = Vec::new();
+    for name in enabled {
+        match name {
+            "replicaset" => {
+                let controller = controllers::replicaset::controller(
+                    client.clone(),
+                    &factory,
+                    args.concurrent_replicaset_syncs,
+                );
+                running.push(tokio::spawn(controller.run(shutdown_signal())));
+            }
+            other => unreachable!("{other} is in CONTROLLERS but not started"),
+        }
+        println!("Started the {name} controller.");
+    }
+    for controller in running {
+        controller.await?;
+    }
+    factory.shutdown();
+    println!("Controllers stopped.");
+    if let Some(cp) = control_plane {
+        cp.stop().await;
+    }
+    Ok(())
+}
+
+/// Resolves `--controllers` (our names or kube-controller-manager's, `*` for all).
+fn enabled_controllers(requested: &[String]) -> anyhow::Result<Vec<&'static str>> {
+    let mut enabled = Vec::new();
+    for name in requested {
+        let found: Vec<&'static str> = CONTROLLERS
+            .iter()
+            .filter(|(ours, theirs)| name == "*" || name == ours || name == theirs)
+            .map(|(ours, _)| *ours)
+            .collect();
+        if found.is_empty() {
+            let known: Vec<_> = CONTROLLERS.iter().map(|(ours, _)| *ours).collect();
+            bail!("unknown controller {name:?}; known: {}", known.join(", "));
+        }
+        enabled.extend(found);
+    }
+    enabled.sort();
+    enabled.dedup();
+    Ok(enabled)
+}
