@@ -19,7 +19,9 @@ use kube::{
     config::{KubeConfigOptions, Kubeconfig},
 };
 use kube_reconcile::{
-    controller::shutdown_signal, informer::InformerFactory, testing::ControlPlane,
+    controller::shutdown_signal,
+    informer::{InformerFactory, Scope},
+    testing::ControlPlane,
 };
 
 /// Every controller this binary can run, with kube-controller-manager's name for it.
@@ -102,6 +104,7 @@ async fn main() -> anyhow::Result<()> {
                 let controller = controllers::replicaset::controller(
                     client.clone(),
                     &factory,
+                    &Scope::all(),
                     args.concurrent_replicaset_syncs,
                 );
                 running.push(tokio::spawn(controller.run(shutdown_signal())));

@@ -18,7 +18,7 @@ use kube::{
 };
 use kube_reconcile::{
     controller::shutdown_signal,
-    informer::InformerFactory,
+    informer::{InformerFactory, Scope},
     testing::{ControlPlane, KUBERNETES_VERSION},
 };
 
@@ -48,7 +48,8 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let factory = InformerFactory::new(client.clone());
-    let controller = controllers::replicaset::controller(client.clone(), &factory, 5);
+    let controller =
+        controllers::replicaset::controller(client.clone(), &factory, &Scope::all(), 5);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(controller.run(async {
         let _ = stopped.await;

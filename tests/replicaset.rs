@@ -13,7 +13,11 @@ use kube::{
     Api, ResourceExt,
     api::{ListParams, Patch, PatchParams, PostParams},
 };
-use kube_reconcile::{informer::InformerFactory, ownership::controller_of, testing::ControlPlane};
+use kube_reconcile::{
+    informer::{InformerFactory, Scope},
+    ownership::controller_of,
+    testing::ControlPlane,
+};
 use serde_json::json;
 use tokio::sync::OnceCell;
 
@@ -52,7 +56,8 @@ async fn scales_up_and_down_with_status_and_events_and_adopts_orphans() {
     let client = cp.client().await.unwrap();
     let ns = cp.create_namespace(&client, "replicaset").await.unwrap();
     let factory = InformerFactory::new(client.clone());
-    let controller = controllers::replicaset::controller(client.clone(), &factory, 5);
+    let controller =
+        controllers::replicaset::controller(client.clone(), &factory, &Scope::all(), 5);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(controller.run(async {
         let _ = stopped.await;

@@ -75,16 +75,17 @@ pub struct ReplicaSetController {
     recorder: Recorder,
 }
 
-/// Builds the controller: ReplicaSets are primary, pod events map to their owner (or,
-/// for orphans, to every ReplicaSet whose selector matches) and feed expectations.
+/// Builds the controller for the ReplicaSets and pods in `scope` (`Scope::all()` for
+/// the whole cluster): ReplicaSets are primary, pod events map to their owner (or, for
+/// orphans, to every ReplicaSet whose selector matches) and feed expectations.
 pub fn controller(
     client: Client,
     factory: &InformerFactory,
+    scope: &Scope,
     workers: usize,
 ) -> Controller<ReplicaSet, ReplicaSetController> {
-    let scope = Scope::all();
-    let replica_sets = factory.informer::<ReplicaSet>(&scope);
-    let pods = factory.informer::<Pod>(&scope);
+    let replica_sets = factory.informer::<ReplicaSet>(scope);
+    let pods = factory.informer::<Pod>(scope);
     pods.store().add_index(ORPHANS_INDEX, |pod: &Pod| {
         let orphan = controller_of(pod).is_none();
         orphan
@@ -99,7 +100,7 @@ pub fn controller(
         move |event: &informer::Event<Pod>| pod_event(&replica_sets, &expectations, event)
     };
     let builder: ControllerBuilder<ReplicaSet> =
-        Controller::<ReplicaSet>::builder(NAME, factory, &scope);
+        Controller::<ReplicaSet>::builder(NAME, factory, scope);
     builder
         .watches_informer(pods.clone(), mapper)
         .workers(workers)

@@ -1,0 +1,401 @@
+//! The differential test kit: run one scenario against kube-controller-manager's own
+//! controller and against kube-reconcile's, on real control planes, and compare
+//! normalised snapshots of what they leave behind.
+//!
+//! Two control planes per test binary, each with kube-scheduler + kwok (2 fake Nodes)
+//! and the hand-driven Node: on the *reference* one kube-controller-manager runs the
+//! controller under test cluster-wide; on the *ours* one each scenario starts our
+//! controller scoped to its own namespace. A scenario gets an [`Env`] per side, runs
+//! the same steps on both (concurrently), then both sides wait until quiet and are
+//! snapshotted. Snapshots keep what a user can observe — specs and statuses,
+//! conditions, which pods exist with their labels, phase, readiness, owners, and
+//! event reasons — and drop or mask what differs by nature (UIDs, resourceVersions,
+//! timestamps, generated name suffixes, IPs).
+//!
+//! Not compared yet: event *counts*. kube's recorder (which our controller uses) folds
+//! repeats of a reason into one series and can lose increments when publishes race,
+//! while kube-controller-manager writes one event per pod (and rate-limits beyond 25
+//! per object). Until our controller has a client-go-style recorder, snapshots keep
+//! only which event reasons each object got.
+#![allow(dead_code)] // each parity test binary uses part of the kit
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
+
+use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Pod};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{ListParams, Patch, PatchParams, PostParams},
+};
+use kube_reconcile::{
+    informer::{InformerFactory, Scope},
+    testing::{ControlPlane, MANUAL_NODE_NAME, PodState, set_pod_state},
+};
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+
+use crate::{controllers, support};
+
+static REFERENCE: OnceCell<ControlPlane> = OnceCell::const_new();
+static OURS: OnceCell<ControlPlane> = OnceCell::const_new();
+/// How long a side may take to settle after a step.
+const SETTLE: Duration = Duration::from_secs(90);
+/// How long a state must hold unchanged to count as quiet.
+const QUIET: Duration = Duration::from_millis(1500);
+
+/// Which controller a side runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// kube-controller-manager's own controller.
+    Reference,
+    /// kube-reconcile's example controller.
+    Ours,
+}
+
+/// One side of a scenario: a client and a fresh namespace.
+pub struct Env {
+    pub side: Side,
+    pub client: Client,
+    pub ns: String,
+    next_ip: AtomicU32,
+}
+
+impl Env {
+    pub fn replica_sets(&self) -> Api<ReplicaSet> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    pub fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// Creates an object from JSON in the namespace.
+    pub async fn create_rs(&self, manifest: Value) {
+        let rs: ReplicaSet = serde_json::from_value(manifest).unwrap();
+        self.replica_sets()
+            .create(&PostParams::default(), &rs)
+            .await
+            .unwrap();
+    }
+
+    /// Creates a pod from JSON in the namespace.
+    pub async fn create_pod(&self, manifest: Value) {
+        let pod: Pod = serde_json::from_value(manifest).unwrap();
+        self.pods()
+            .create(&PostParams::default(), &pod)
+            .await
+            .unwrap();
+    }
+
+    /// Merge-patches a ReplicaSet.
+    pub async fn patch_rs(&self, name: &str, patch: Value) {
+        self.replica_sets()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+
+    /// Merge-patches a pod.
+    pub async fn patch_pod(&self, name: &str, patch: Value) {
+        self.pods()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+
+    /// Pods matching `labels`, oldest first (ties by name), for driving by position.
+    pub async fn pods_by_age(&self, labels: &str) -> Vec<Pod> {
+        let mut pods = self
+            .pods()
+            .list(&ListParams::default().labels(labels))
+            .await
+            .unwrap()
+            .items;
+        pods.sort_by_key(|p| (p.creation_timestamp().map(|t| t.0), p.name_any()));
+        pods
+    }
+
+    /// Sets the status of a pod on the manual Node.
+    pub async fn drive(&self, pod: &str, state: PodState) {
+        set_pod_state(&self.pods(), pod, &state).await.unwrap();
+    }
+
+    /// A fresh pod IP for [`PodState`]s.
+    pub fn ip(&self) -> String {
+        let n = self.next_ip.fetch_add(1, Ordering::Relaxed);
+        format!("10.250.{}.{}", n / 250, n % 250 + 1)
+    }
+
+    /// Waits until every ReplicaSet observed its generation and nothing changed for a
+    /// while.
+    pub async fn wait_quiet(&self) {
+        let deadline = tokio::time::Instant::now() + SETTLE;
+        let mut last = Value::Null;
+        let mut since = tokio::time::Instant::now();
+        loop {
+            let (state, observed) = self.observed_state().await;
+            if state != last || !observed {
+                last = state;
+                since = tokio::time::Instant::now();
+            } else if since.elapsed() >= QUIET {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{:?} side did not settle within {SETTLE:?}: {last:#}",
+                self.side
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn observed_state(&self) -> (Value, bool) {
+        let replica_sets = self
+            .replica_sets()
+            .list(&ListParams::default())
+            .await
+            .unwrap();
+        let observed = replica_sets.items.iter().all(|rs| {
+            rs.status.as_ref().and_then(|s| s.observed_generation) == rs.metadata.generation
+        });
+        (self.snapshot().await, observed)
+    }
+
+    async fn snapshot_objects(&self) -> Value {
+        let replica_sets = self
+            .replica_sets()
+            .list(&ListParams::default())
+            .await
+            .unwrap();
+        let pods = self.pods().list(&ListParams::default()).await.unwrap();
+        json!({
+            "replicaSets": replica_sets.items.iter().map(normalise_rs).collect::<Vec<_>>(),
+            "pods": sorted(pods.items.iter().map(normalise_pod).collect()),
+        })
+    }
+
+    /// The normalised snapshot compared between sides.
+    pub async fn snapshot(&self) -> Value {
+        let mut snapshot = self.snapshot_objects().await;
+        snapshot["events"] = self.events().await;
+        snapshot
+    }
+
+    /// `{object: [reason]}` for events about ReplicaSets (see the module docs).
+    async fn events(&self) -> Value {
+        let events =
+            Api::<k8s_openapi::api::core::v1::Event>::namespaced(self.client.clone(), &self.ns)
+                .list(&ListParams::default())
+                .await
+                .unwrap();
+        let mut reasons: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for event in &events.items {
+            if event.involved_object.kind.as_deref() != Some("ReplicaSet") {
+                continue;
+            }
+            let object = event.involved_object.name.clone().unwrap_or_default();
+            let reason = format!(
+                "{} {}",
+                event.type_.as_deref().unwrap_or(""),
+                event.reason.as_deref().unwrap_or("")
+            );
+            reasons.entry(object).or_default().insert(reason);
+        }
+        json!(reasons)
+    }
+}
+
+fn normalise_rs(rs: &ReplicaSet) -> Value {
+    let status = rs.status.clone().unwrap_or_default();
+    let conditions: Vec<Value> = status
+        .conditions
+        .iter()
+        .flatten()
+        .map(|c| json!({"type": c.type_, "status": c.status, "reason": c.reason}))
+        .collect();
+    json!({
+        "name": rs.name_any(),
+        "replicas": rs.spec.replicas,
+        "status": {
+            "replicas": status.replicas,
+            "fullyLabeledReplicas": status.fully_labeled_replicas.unwrap_or(0),
+            "readyReplicas": status.ready_replicas.unwrap_or(0),
+            "availableReplicas": status.available_replicas.unwrap_or(0),
+            "terminatingReplicas": status.terminating_replicas.unwrap_or(0),
+            "observedCurrentGeneration": status.observed_generation == rs.metadata.generation,
+            "conditions": conditions,
+        },
+    })
+}
+
+fn normalise_pod(pod: &Pod) -> Value {
+    let meta = &pod.metadata;
+    let name = match &meta.generate_name {
+        Some(prefix) => format!("{prefix}*"),
+        None => pod.name_any(),
+    };
+    let owners: Vec<Value> = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .map(|r| json!({"kind": r.kind, "name": r.name, "controller": r.controller.unwrap_or(false)}))
+        .collect();
+    let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+    let node = match node.as_deref() {
+        None | Some("") => "unscheduled",
+        Some(MANUAL_NODE_NAME) => "manual",
+        Some(_) => "fake",
+    };
+    let status = pod.status.clone().unwrap_or_default();
+    let ready = status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    let restarts: i32 = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .map(|c| c.restart_count)
+        .sum();
+    json!({
+        "name": name,
+        "labels": meta.labels,
+        "annotations": meta.annotations,
+        "owners": owners,
+        "node": node,
+        "phase": status.phase,
+        "ready": ready,
+        "restarts": restarts,
+        "deleting": meta.deletion_timestamp.is_some(),
+    })
+}
+
+fn sorted(mut values: Vec<Value>) -> Vec<Value> {
+    values.sort_by_key(|v| v.to_string());
+    values
+}
+
+async fn control_plane(side: Side) -> &'static ControlPlane {
+    let builder = || {
+        let builder = ControlPlane::builder().fake_nodes(2).manual_node();
+        match side {
+            Side::Reference => builder
+                .kube_controller_manager(["replicaset-controller"])
+                .kube_controller_manager_args(["--kube-api-qps=100", "--kube-api-burst=100"]),
+            Side::Ours => builder,
+        }
+    };
+    match side {
+        Side::Reference => support::shared(&REFERENCE, builder).await,
+        Side::Ours => support::shared(&OURS, builder).await,
+    }
+}
+
+/// Runs `scenario` on both sides and asserts that the snapshots are equal.
+pub async fn run<F, Fut>(name: &str, scenario: F)
+where
+    F: Fn(Env) -> Fut,
+    Fut: Future<Output = Env>,
+{
+    let (reference, ours) = tokio::join!(
+        side(Side::Reference, name, &scenario),
+        side(Side::Ours, name, &scenario)
+    );
+    let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap();
+    assert_eq!(
+        pretty(&reference),
+        pretty(&ours),
+        "scenario {name}: kube-reconcile (right) differs from kube-controller-manager (left)"
+    );
+}
+
+async fn side<F, Fut>(side: Side, name: &str, scenario: &F) -> Value
+where
+    F: Fn(Env) -> Fut,
+    Fut: Future<Output = Env>,
+{
+    let cp = control_plane(side).await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace(&client, name).await.unwrap();
+    let env = Env {
+        side,
+        client: client.clone(),
+        ns: ns.clone(),
+        next_ip: AtomicU32::new(0),
+    };
+    let factory = InformerFactory::new(client.clone());
+    let (stop, running) = match side {
+        Side::Reference => (None, None),
+        Side::Ours => {
+            let scope = Scope::all().namespace(&ns);
+            let controller = controllers::replicaset::controller(client, &factory, &scope, 5);
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let running = tokio::spawn(controller.run(async {
+                let _ = stopped.await;
+            }));
+            // kube-controller-manager's caches are long synced when a scenario starts;
+            // give ours the same footing.
+            factory.informer::<ReplicaSet>(&scope).wait_for_sync().await;
+            factory.informer::<Pod>(&scope).wait_for_sync().await;
+            (Some(stop), Some(running))
+        }
+    };
+    let env = scenario(env).await;
+    env.wait_quiet().await;
+    let snapshot = env.snapshot().await;
+    if let (Some(stop), Some(running)) = (stop, running) {
+        let _ = stop.send(());
+        running.await.unwrap();
+        factory.shutdown();
+    }
+    snapshot
+}
+
+/// A ReplicaSet manifest: selector `app=<name>`, template labels `app=<name>` plus
+/// `extra_labels`, pods on the manual Node when `manual` is set.
+pub fn replica_set(name: &str, replicas: i32, manual: bool, extra: Value) -> Value {
+    let mut manifest = json!({
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name, "template": "full"}},
+                "spec": {
+                    "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}],
+                    "terminationGracePeriodSeconds": 0,
+                },
+            },
+        }
+    });
+    if manual {
+        manifest["spec"]["template"]["spec"]["nodeName"] = json!(MANUAL_NODE_NAME);
+    }
+    merge(&mut manifest, extra);
+    manifest
+}
+
+/// A bare pod labelled `app=<app>`, optionally with owner references.
+pub fn pod(name: &str, app: &str, owners: Value) -> Value {
+    json!({
+        "metadata": {"name": name, "labels": {"app": app}, "ownerReferences": owners},
+        "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}],
+                 "terminationGracePeriodSeconds": 0},
+    })
+}
+
+/// Recursively merges `patch` into `base` (objects merge, everything else replaces).
+pub fn merge(base: &mut Value, patch: Value) {
+    match (base, patch) {
+        (Value::Object(base), Value::Object(patch)) => {
+            for (key, value) in patch {
+                merge(base.entry(key).or_insert(Value::Null), value);
+            }
+        }
+        (base, patch) => *base = patch,
+    }
+}
