@@ -27,7 +27,7 @@ use kube::{
 use kube_reconcile::{
     ObjectKey,
     controller::{Controller, ControllerBuilder, handler},
-    events::{Event, EventType, Recorder, Reporter},
+    events::{BufferedRecorder, Event, EventType, Recorder, Reporter},
     expectations::UidTrackingExpectations,
     informer::{self, InformerFactory, Scope},
     ownership::{ClaimError, ControllerRefManager, controller_of},
@@ -72,7 +72,7 @@ pub struct ReplicaSetController {
     replica_sets: Store<ReplicaSet>,
     pods: Store<Pod>,
     expectations: Arc<UidTrackingExpectations>,
-    recorder: Recorder,
+    events: BufferedRecorder,
 }
 
 /// Builds the controller for the ReplicaSets and pods in `scope` (`Scope::all()` for
@@ -106,7 +106,10 @@ pub fn controller(
         .workers(workers)
         .rate_limiter(kube_reconcile::queue::client_go_default())
         .build(ReplicaSetController {
-            recorder: Recorder::new(client.clone(), Reporter::from(NAME)),
+            events: BufferedRecorder::new(
+                Recorder::new(client.clone(), Reporter::from(NAME)),
+                1000,
+            ),
             client,
             replica_sets: replica_sets.store().clone(),
             pods: pods.store().clone(),
@@ -329,8 +332,7 @@ impl ReplicaSetController {
         {
             Ok(created) => {
                 let note = format!("Created pod: {}", created.name_any());
-                self.event(rs, EventType::Normal, "SuccessfulCreate", note, "Create")
-                    .await;
+                self.event(rs, EventType::Normal, "SuccessfulCreate", note, "Create");
                 Ok(())
             }
             Err(error) => {
@@ -341,8 +343,7 @@ impl ReplicaSetController {
                     "FailedCreate",
                     note.clone(),
                     "Create",
-                )
-                .await;
+                );
                 Err(note)
             }
         }
@@ -357,8 +358,7 @@ impl ReplicaSetController {
         {
             Ok(_) => {
                 let note = format!("Deleted pod: {}", pod.name_any());
-                self.event(rs, EventType::Normal, "SuccessfulDelete", note, "Delete")
-                    .await;
+                self.event(rs, EventType::Normal, "SuccessfulDelete", note, "Delete");
                 Ok(())
             }
             // Already gone: its delete event settles the expectation.
@@ -372,8 +372,7 @@ impl ReplicaSetController {
                     "FailedDelete",
                     note.clone(),
                     "Delete",
-                )
-                .await;
+                );
                 Err(note)
             }
         }
@@ -460,14 +459,7 @@ impl ReplicaSetController {
             })
     }
 
-    async fn event(
-        &self,
-        rs: &ReplicaSet,
-        type_: EventType,
-        reason: &str,
-        note: String,
-        action: &str,
-    ) {
+    fn event(&self, rs: &ReplicaSet, type_: EventType, reason: &str, note: String, action: &str) {
         let event = Event {
             type_,
             reason: reason.into(),
@@ -475,9 +467,7 @@ impl ReplicaSetController {
             action: action.into(),
             secondary: None,
         };
-        if let Err(error) = self.recorder.publish(&event, &rs.object_ref(&())).await {
-            warn!(%error, reason, "recording an event failed");
-        }
+        self.events.record(event, rs.object_ref(&()));
     }
 }
 

@@ -261,9 +261,17 @@ fn normalise_pod(pod: &Pod) -> Value {
         .flatten()
         .map(|c| c.restart_count)
         .sum();
+    // The API server copies the chosen Node's topology labels onto bound pods; where
+    // the scheduler places a pod is not the controller's doing, so they are dropped.
+    let labels: BTreeMap<&String, &String> = meta
+        .labels
+        .iter()
+        .flatten()
+        .filter(|(k, _)| !k.starts_with("topology.kubernetes.io/"))
+        .collect();
     json!({
         "name": name,
-        "labels": meta.labels,
+        "labels": labels,
         "annotations": meta.annotations,
         "owners": owners,
         "node": node,
