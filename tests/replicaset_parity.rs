@@ -198,3 +198,65 @@ async fn scale_down_honours_deletion_cost_then_restarts_and_pod_states() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn ready_is_not_available_until_min_ready_seconds_pass() {
+    run("min-ready", |env: Env| async move {
+        let extra = json!({"spec": {"minReadySeconds": 6}});
+        env.create_rs(replica_set("web", 2, true, extra)).await;
+        env.wait_quiet().await;
+        for p in env.pods_by_age("app=web").await {
+            env.drive(&p.name_any(), PodState::ready(env.ip())).await;
+        }
+        let status = |rs: &k8s_openapi::api::apps::v1::ReplicaSet| {
+            let s = rs.status.clone().unwrap_or_default();
+            (
+                s.ready_replicas.unwrap_or(0),
+                s.available_replicas.unwrap_or(0),
+            )
+        };
+        let api = env.replica_sets();
+        let ready = support::wait_for(&api, "web", "2 ready replicas", move |rs: Option<&_>| {
+            rs.is_some_and(|rs| status(rs).0 == 2)
+        })
+        .await;
+        assert_eq!(
+            status(&ready),
+            (2, 0),
+            "{:?}: available before minReadySeconds",
+            env.side
+        );
+        // Nothing changes on the server when the pods become available: only the
+        // controller's timed re-check can notice.
+        support::wait_for(
+            &api,
+            "web",
+            "2 available replicas",
+            move |rs: Option<&_>| rs.is_some_and(|rs| status(rs) == (2, 2)),
+        )
+        .await;
+        env
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_selector_is_immutable_in_apps_v1() {
+    run("immutable-selector", |env: Env| async move {
+        env.create_rs(replica_set("web", 1, false, json!({}))).await;
+        env.wait_quiet().await;
+        let patch = json!({"spec": {"selector": {"matchLabels": {"app": "other"}},
+                                    "template": {"metadata": {"labels": {"app": "other"}}}}});
+        let rejected = env
+            .replica_sets()
+            .patch("web", &Default::default(), &kube::api::Patch::Merge(&patch))
+            .await
+            .unwrap_err();
+        assert!(
+            rejected.to_string().contains("field is immutable"),
+            "{rejected}"
+        );
+        env
+    })
+    .await;
+}
