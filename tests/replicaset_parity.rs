@@ -23,11 +23,7 @@ async fn scale_with_status_tracking() {
     run("scale", |env: Env| async move {
         env.create_rs(replica_set("web", 2, false, json!({}))).await;
         env.wait_quiet().await;
-        for replicas in [3, 0, 2] {
-            env.patch_rs("web", json!({"spec": {"replicas": replicas}}))
-                .await;
-            env.wait_quiet().await;
-        }
+        env.scale_through("web", &[3, 0, 2]).await;
         env
     })
     .await;
@@ -189,11 +185,7 @@ async fn scale_down_honours_deletion_cost_then_restarts_and_pod_states() {
                 .await;
         }
         env.wait_quiet().await;
-        for replicas in [4, 2, 1] {
-            env.patch_rs("web", json!({"spec": {"replicas": replicas}}))
-                .await;
-            env.wait_quiet().await;
-        }
+        env.scale_through("web", &[4, 2, 1]).await;
         env
     })
     .await;

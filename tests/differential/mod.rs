@@ -98,6 +98,15 @@ impl Env {
             .unwrap();
     }
 
+    /// Sets `spec.replicas` to each count in turn, letting the side settle after each.
+    pub async fn scale_through(&self, name: &str, counts: &[i32]) {
+        for replicas in counts {
+            self.patch_rs(name, json!({"spec": {"replicas": replicas}}))
+                .await;
+            self.wait_quiet().await;
+        }
+    }
+
     /// Merge-patches a pod.
     pub async fn patch_pod(&self, name: &str, patch: Value) {
         self.pods()
