@@ -110,29 +110,37 @@ async fn scales_up_and_down_with_status_and_events_and_adopts_orphans() {
         wait_for_status(&replica_sets, "web", replicas).await;
     }
 
-    let events = Api::<Event>::namespaced(client, &ns)
-        .list(&ListParams::default())
-        .await
-        .unwrap();
-    // kube's recorder folds repeats of a reason into one event series with a count.
-    let count = |reason: &str| -> i32 {
-        let occurrences = |e: &Event| {
-            e.series
-                .as_ref()
-                .and_then(|s| s.count)
-                .or(e.count)
-                .unwrap_or(1)
+    // Events are written in the background; kube's recorder folds repeats of a reason
+    // into one series with a count. 2 creations reach 3 beside the adopted orphan and 2
+    // more go 0 -> 2; 2 deletions go 3 -> 1 and 1 goes 1 -> 0.
+    let events = Api::<Event>::namespaced(client, &ns);
+    let deadline = tokio::time::Instant::now() + support::WAIT;
+    let counts = loop {
+        let listed = events.list(&ListParams::default()).await.unwrap().items;
+        let count = |reason: &str| -> i32 {
+            let matching = listed
+                .iter()
+                .filter(|e| e.reason.as_deref() == Some(reason));
+            let occurrences = |e: &Event| {
+                e.series
+                    .as_ref()
+                    .and_then(|s| s.count)
+                    .or(e.count)
+                    .unwrap_or(1)
+            };
+            matching.map(occurrences).sum()
         };
-        let matching = events
-            .items
-            .iter()
-            .filter(|e| e.reason.as_deref() == Some(reason));
-        matching.map(occurrences).sum()
+        let counts = (count("SuccessfulCreate"), count("SuccessfulDelete"));
+        if counts == (4, 3) || tokio::time::Instant::now() > deadline {
+            break counts;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     };
-    // 2 creations to reach 3 beside the adopted orphan, 2 more for 0 -> 2;
-    // 2 deletions for 3 -> 1 and 1 for 1 -> 0.
-    assert_eq!(count("SuccessfulCreate"), 4);
-    assert_eq!(count("SuccessfulDelete"), 3);
+    assert_eq!(
+        counts,
+        (4, 3),
+        "(SuccessfulCreate, SuccessfulDelete) occurrences"
+    );
     let _ = stop.send(());
     run.await.unwrap();
 }
