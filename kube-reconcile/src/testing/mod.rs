@@ -77,6 +77,7 @@ pub struct ControlPlaneBuilder {
     manual_node: bool,
     controllers: Option<Vec<String>>,
     controller_manager_args: Vec<String>,
+    scheduler_args: Vec<String>,
     crds: Vec<CustomResourceDefinition>,
 }
 
@@ -122,6 +123,17 @@ impl ControlPlaneBuilder {
     {
         self.controller_manager_args
             .extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Extra flags for kube-scheduler, e.g. `--kube-api-qps=1000` so that scheduling
+    /// is not the bottleneck of a benchmark.
+    pub fn kube_scheduler_args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scheduler_args.extend(args.into_iter().map(Into::into));
         self
     }
 
@@ -224,11 +236,12 @@ impl ControlPlane {
         }
         if options.fake_nodes > 0 {
             self.fake_nodes = nodes::create_fake_nodes(&client, options.fake_nodes).await?;
-            let scheduler = [
+            let mut scheduler = vec![
                 format!("--kubeconfig={}", self.kubeconfig.display()),
                 "--leader-elect=false".to_string(),
                 "--secure-port=0".to_string(),
             ];
+            scheduler.extend(options.scheduler_args.iter().cloned());
             self.spawn("kube-scheduler", &scheduler)?;
             let kwok = nodes::kwok_args(&self.assets, &self.kubeconfig, POD_CIDR);
             self.spawn("kwok", &kwok)?;
@@ -406,6 +419,15 @@ impl ControlPlane {
     /// The folder holding the kubeconfig, the PKI, etcd's data and every log.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The process id of one component, if it was started (to read its CPU time or
+    /// memory from `/proc`).
+    pub fn pid(&self, component: &str) -> Option<u32> {
+        self.lock_processes()
+            .iter()
+            .find(|p| p.name == component)
+            .map(Process::id)
     }
 
     /// The log file of one component (`etcd`, `kube-apiserver`, `kube-scheduler`,

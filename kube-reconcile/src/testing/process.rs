@@ -89,6 +89,11 @@ impl Process {
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
+    /// The operating system's process id.
+    pub(crate) fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The log file's path.
     pub(crate) fn log_path(&self) -> &Path {
         &self.log

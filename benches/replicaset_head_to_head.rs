@@ -1,0 +1,313 @@
+//! kube-reconcile's ReplicaSet controller against kube-controller-manager's, head to head.
+//!
+//! ```text
+//! cargo build --release --example controller-manager
+//! cargo bench --bench replicaset_head_to_head            # 3 runs of each configuration
+//! cargo bench --bench replicaset_head_to_head -- 5       # 5 runs
+//! ```
+//!
+//! Each run starts a fresh control plane (etcd, kube-apiserver, kube-scheduler with a
+//! client limit high enough not to be the bottleneck, kwok with 10 fake Nodes) and one
+//! controller as its own process — kube-controller-manager running only
+//! `replicaset-controller`, or our `controller-manager` example — with 5 workers and the
+//! same client limits. A plain client then creates 100 ReplicaSets of 20 replicas at once
+//! (2,000 pods), and the run measures:
+//! - converge time: from the first create until every ReplicaSet reports 20 available;
+//! - the controller's CPU seconds over that time and its peak RSS (VmHWM), from /proc;
+//! - API requests per created pod: the API server's `apiserver_request_total` for pod
+//!   creates and every ReplicaSet request (reads, status writes), divided by 2,000. Event
+//!   writes are left out: the scheduler writes events too, and the counter does not say
+//!   who sent a request.
+//!
+//! Configurations: QPS 100 / burst 100 for both, then no client-side limit (ours with
+//! `--kube-api-qps=0`, kube-controller-manager with 10000/10000). A last part measures the
+//! physical limit: a plain client creating 2,000 bare pods with 64 requests in flight.
+
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Pod};
+use kube::{
+    Api, Client,
+    api::{ListParams, PostParams},
+};
+use kube_reconcile::testing::ControlPlane;
+use serde_json::json;
+
+const REPLICA_SETS: usize = 100;
+const REPLICAS: i32 = 20;
+const PODS: usize = REPLICA_SETS * REPLICAS as usize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Side {
+    KubeControllerManager,
+    KubeReconcile,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Measured {
+    converge: f64,
+    cpu: f64,
+    peak_rss_mib: f64,
+    requests_per_pod: f64,
+}
+
+fn control_plane(
+    side: Side,
+    limits: Option<(u32, u32)>,
+) -> kube_reconcile::testing::ControlPlaneBuilder {
+    let builder = ControlPlane::builder()
+        .fake_nodes(10)
+        .kube_scheduler_args(["--kube-api-qps=5000", "--kube-api-burst=5000"]);
+    match side {
+        Side::KubeReconcile => builder,
+        Side::KubeControllerManager => {
+            let (qps, burst) = limits.unwrap_or((10_000, 10_000));
+            builder
+                .kube_controller_manager(["replicaset-controller"])
+                .kube_controller_manager_args([
+                    format!("--kube-api-qps={qps}"),
+                    format!("--kube-api-burst={burst}"),
+                    "--concurrent-replicaset-syncs=5".to_string(),
+                ])
+        }
+    }
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // Fields 14 and 15 of /proc/PID/stat; `fields` starts at field 3. 100 ticks a second.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+/// Controller-attributable requests: pod creates and every ReplicaSet request.
+async fn controller_requests(client: &Client) -> f64 {
+    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = client.request_text(request).await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+        .filter(|l| {
+            let pod_create = l.contains(r#"resource="pods""#)
+                && l.contains(r#"subresource="""#)
+                && l.contains(r#"verb="POST""#);
+            pod_create || l.contains(r#"resource="replicasets""#)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn replica_set(i: usize) -> ReplicaSet {
+    serde_json::from_value(json!({
+        "metadata": {"name": format!("rs-{i:03}")},
+        "spec": {
+            "replicas": REPLICAS,
+            "selector": {"matchLabels": {"app": format!("rs-{i:03}")}},
+            "template": {"metadata": {"labels": {"app": format!("rs-{i:03}")}},
+                         "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}],
+                                  "terminationGracePeriodSeconds": 0}},
+        }
+    }))
+    .unwrap()
+}
+
+async fn run_once(side: Side, limits: Option<(u32, u32)>, ours: &Path) -> anyhow::Result<Measured> {
+    let cp = control_plane(side, limits).start().await?;
+    let client = cp.client().await?;
+    let mut ours_process = None;
+    let pid = match side {
+        Side::KubeControllerManager => cp.pid("kube-controller-manager").expect("started"),
+        Side::KubeReconcile => {
+            let (qps, burst) = limits.unwrap_or((0, 0));
+            let child = Command::new(ours)
+                .arg(format!("--kubeconfig={}", cp.kubeconfig_path().display()))
+                .args([
+                    "--controllers=replicaset",
+                    "--concurrent-replicaset-syncs=5",
+                ])
+                .arg(format!("--kube-api-qps={qps}"))
+                .arg(format!("--kube-api-burst={burst}"))
+                .env("RUST_LOG", "error")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?;
+            let pid = child.id();
+            ours_process = Some(child);
+            pid
+        }
+    };
+    // Both controllers start their informers and wait for them to sync.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let api = Api::<ReplicaSet>::namespaced(client.clone(), "default");
+    let (cpu_before, requests_before) = (cpu_seconds(pid), controller_requests(&client).await);
+    let started = Instant::now();
+    stream::iter(0..REPLICA_SETS)
+        .map(|i| {
+            let api = api.clone();
+            async move { api.create(&PostParams::default(), &replica_set(i)).await }
+        })
+        .buffer_unordered(50)
+        .try_collect::<Vec<_>>()
+        .await?;
+    loop {
+        let replica_sets = api.list(&ListParams::default()).await?.items;
+        let available = replica_sets
+            .iter()
+            .filter(|rs| rs.status.as_ref().and_then(|s| s.available_replicas) == Some(REPLICAS))
+            .count();
+        if available == REPLICA_SETS {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "{side:?} did not converge"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let converge = started.elapsed().as_secs_f64();
+    let measured = Measured {
+        converge,
+        cpu: cpu_seconds(pid) - cpu_before,
+        peak_rss_mib: peak_rss_mib(pid),
+        requests_per_pod: (controller_requests(&client).await - requests_before) / PODS as f64,
+    };
+    if let Some(mut child) = ours_process {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    cp.stop().await;
+    Ok(measured)
+}
+
+/// A plain client creating the pods itself: the API server's own limit.
+async fn plain_client_rate() -> anyhow::Result<f64> {
+    let cp = control_plane(Side::KubeReconcile, None).start().await?;
+    let client = cp.client().await?;
+    let pods = Api::<Pod>::namespaced(client, "default");
+    let started = Instant::now();
+    stream::iter(0..PODS)
+        .map(|i| {
+            let pods = pods.clone();
+            async move {
+                let pod: Pod = serde_json::from_value(json!({
+                    "metadata": {"name": format!("pod-{i:04}"), "labels": {"app": "plain"}},
+                    "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]},
+                }))
+                .unwrap();
+                pods.create(&PostParams::default(), &pod).await
+            }
+        })
+        .buffer_unordered(64)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let rate = PODS as f64 / started.elapsed().as_secs_f64();
+    cp.stop().await;
+    Ok(rate)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let runs: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(3);
+    let ours =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/examples/controller-manager");
+    anyhow::ensure!(
+        ours.is_file(),
+        "{} is missing: run `cargo build --release --example controller-manager` first",
+        ours.display()
+    );
+    for (label, limits) in [
+        ("QPS 100 / burst 100", Some((100, 100))),
+        ("no client-side limit", None),
+    ] {
+        let mut results: BTreeMap<Side, Vec<Measured>> = BTreeMap::new();
+        for run in 0..runs {
+            // Alternate which side goes first, so drift in machine load hits both.
+            let order = if run % 2 == 0 {
+                [Side::KubeReconcile, Side::KubeControllerManager]
+            } else {
+                [Side::KubeControllerManager, Side::KubeReconcile]
+            };
+            for side in order {
+                let measured = run_once(side, limits, &ours).await?;
+                eprintln!("{label}, run {}: {side:?} {measured:?}", run + 1);
+                results.entry(side).or_default().push(measured);
+            }
+        }
+        let summary =
+            |side: Side, f: fn(&Measured) -> f64| median(results[&side].iter().map(f).collect());
+        println!("\n{label} ({runs} runs, medians)");
+        println!(
+            "{:<26} {:>14} {:>14} {:>7}",
+            "", "kube-ctrl-mgr", "kube-reconcile", "ratio"
+        );
+        let metrics: [(&str, fn(&Measured) -> f64); 4] = [
+            ("converge time (s)", |m| m.converge),
+            ("controller CPU (s)", |m| m.cpu),
+            ("controller peak RSS (MiB)", |m| m.peak_rss_mib),
+            ("API requests per pod", |m| m.requests_per_pod),
+        ];
+        for (name, f) in metrics {
+            let (theirs, ours) = (
+                summary(Side::KubeControllerManager, f),
+                summary(Side::KubeReconcile, f),
+            );
+            println!(
+                "{name:<26} {theirs:>14.2} {ours:>14.2} {:>6.2}x",
+                ours / theirs
+            );
+        }
+        let rate = |side| PODS as f64 / summary(side, |m| m.converge);
+        println!(
+            "{:<26} {:>14.0} {:>14.0}",
+            "pods made available / s",
+            rate(Side::KubeControllerManager),
+            rate(Side::KubeReconcile)
+        );
+    }
+    let rates: Vec<f64> = {
+        let mut rates = Vec::new();
+        for _ in 0..runs {
+            rates.push(plain_client_rate().await?);
+        }
+        rates
+    };
+    println!(
+        "\nplain client creating {PODS} pods, 64 in flight: median {:.0} pods/s",
+        median(rates)
+    );
+    Ok(())
+}
