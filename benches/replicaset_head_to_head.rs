@@ -49,6 +49,9 @@ enum Side {
     KubeReconcile,
 }
 
+/// Reads one figure of a run.
+type Metric = fn(&Measured) -> f64;
+
 #[derive(Debug, Clone, Copy)]
 struct Measured {
     converge: f64,
@@ -274,7 +277,7 @@ async fn main() -> anyhow::Result<()> {
             "{:<26} {:>14} {:>14} {:>7}",
             "", "kube-ctrl-mgr", "kube-reconcile", "ratio"
         );
-        let metrics: [(&str, fn(&Measured) -> f64); 4] = [
+        let metrics: [(&str, Metric); 4] = [
             ("converge time (s)", |m| m.converge),
             ("controller CPU (s)", |m| m.cpu),
             ("controller peak RSS (MiB)", |m| m.peak_rss_mib),
