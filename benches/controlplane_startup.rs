@@ -9,16 +9,15 @@
 //! kube-scheduler + kwok (3 fake Nodes), and the summed resident memory (VmRSS, and
 //! peak VmHWM) of every control-plane process 10 s after a start.
 
+mod common;
+
 use std::{fs, time::Duration, time::Instant};
 
 use kube_reconcile::testing::{ControlPlane, ControlPlaneBuilder};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let runs: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(5);
+    let runs = common::count_arg(5);
     // Build or locate the binaries once, outside the timings.
     ControlPlane::builder().start().await?.stop().await;
 

@@ -13,6 +13,8 @@
 //! allocated-bytes counter for the Rust caches, Go's HeapAlloc after GC for client-go
 //! (`benches/go/informer-memory`).
 
+mod common;
+
 use std::{path::Path, process::Command, time::Duration};
 
 use futures::{StreamExt, TryStreamExt, stream};
@@ -189,16 +191,7 @@ async fn kube_runtime(client: Client, ns: &str) -> Box<dyn std::any::Any> {
 }
 
 fn client_go(kubeconfig: &Path, ns: &str) -> (f64, f64) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let binary = root.join("target/bench-go/informer-memory");
-    let built = Command::new("go")
-        .args(["build", "-o"])
-        .arg(&binary)
-        .arg("./informer-memory")
-        .current_dir(root.join("benches/go"))
-        .status()
-        .expect("go must be installed to build the client-go side");
-    assert!(built.success(), "building the Go benchmark failed");
+    let binary = common::go_benchmark("informer-memory");
     let output = Command::new(&binary)
         .arg(format!("-kubeconfig={}", kubeconfig.display()))
         .arg(format!("-namespace={ns}"))
@@ -223,10 +216,7 @@ fn client_go(kubeconfig: &Path, ns: &str) -> (f64, f64) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let count: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(10_000);
+    let count = common::count_arg(10_000);
     COUNT.store(count, std::sync::atomic::Ordering::Relaxed);
     let cp = ControlPlane::builder().start().await?;
     let client = cp.client().await?;

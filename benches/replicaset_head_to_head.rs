@@ -23,6 +23,8 @@
 //! `--kube-api-qps=0`, kube-controller-manager with 10000/10000). A last part measures the
 //! physical limit: a plain client creating 2,000 bare pods with 64 requests in flight.
 
+mod common;
+
 use std::{
     collections::BTreeMap,
     path::Path,
@@ -241,10 +243,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let runs: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(3);
+    let runs = common::count_arg(3);
     let ours =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/examples/controller-manager");
     anyhow::ensure!(

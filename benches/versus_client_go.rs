@@ -126,20 +126,8 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let rounds: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(5);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let binary = root.join("target/bench-go/workqueue-bench");
-    let built = Command::new("go")
-        .args(["build", "-o"])
-        .arg(&binary)
-        .arg("./workqueue-bench")
-        .current_dir(root.join("benches/go"))
-        .status()
-        .expect("go must be installed to build the client-go side");
-    assert!(built.success(), "building the Go benchmark failed");
+    let rounds = common::count_arg(5);
+    let binary = common::go_benchmark("workqueue-bench");
 
     let (small, large) = (keys(1000), keys(10_000));
     let mut results: BTreeMap<(&str, &str), Vec<f64>> = BTreeMap::new();
