@@ -52,6 +52,7 @@ async fn adopts_orphans_beside_non_controller_owners_and_hands_off_others_pods()
             .await;
         env.create_pod(pod("taken", "web", foreign_owner(true)))
             .await;
+        env.let_caches_catch_up().await;
         env.create_rs(replica_set("web", 3, false, json!({}))).await;
         env
     })
@@ -73,6 +74,7 @@ async fn extra_orphans_are_adopted_then_deleted_down_to_replicas() {
         env.drive("orphan-not-ready", PodState::not_ready(env.ip()))
             .await;
         env.drive("orphan-ready", PodState::ready(env.ip())).await;
+        env.let_caches_catch_up().await;
         env.create_rs(replica_set("web", 1, true, json!({}))).await;
         env
     })
@@ -128,6 +130,7 @@ async fn fully_labeled_replicas_count_template_labels() {
     run("fully-labeled", |env: Env| async move {
         // The orphan has the selector's label but not the template's extra label.
         env.create_pod(pod("partial", "web", json!(null))).await;
+        env.let_caches_catch_up().await;
         env.create_rs(replica_set("web", 2, false, json!({}))).await;
         env
     })

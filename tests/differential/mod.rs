@@ -90,6 +90,14 @@ impl Env {
             .unwrap();
     }
 
+    /// Gives the controller a moment to observe what was just created. Controllers see
+    /// objects through separate watches, so a ReplicaSet created right after its
+    /// orphans may be synced before they are cached (by either controller); scenarios
+    /// about adoption must not depend on that race.
+    pub async fn let_caches_catch_up(&self) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
     /// Merge-patches a ReplicaSet.
     pub async fn patch_rs(&self, name: &str, patch: Value) {
         self.replica_sets()
