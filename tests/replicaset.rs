@@ -110,9 +110,9 @@ async fn scales_up_and_down_with_status_and_events_and_adopts_orphans() {
         wait_for_status(&replica_sets, "web", replicas).await;
     }
 
-    // Events are written in the background; kube's recorder folds repeats of a reason
-    // into one series with a count. 2 creations reach 3 beside the adopted orphan and 2
-    // more go 0 -> 2; 2 deletions go 3 -> 1 and 1 goes 1 -> 0.
+    // Events are written in the background, one per pod (each message names its pod).
+    // 2 creations reach 3 beside the adopted orphan and 2 more go 0 -> 2; 2 deletions
+    // go 3 -> 1 and 1 goes 1 -> 0.
     let events = Api::<Event>::namespaced(client, &ns);
     let deadline = tokio::time::Instant::now() + support::WAIT;
     let counts = loop {
@@ -121,14 +121,7 @@ async fn scales_up_and_down_with_status_and_events_and_adopts_orphans() {
             let matching = listed
                 .iter()
                 .filter(|e| e.reason.as_deref() == Some(reason));
-            let occurrences = |e: &Event| {
-                e.series
-                    .as_ref()
-                    .and_then(|s| s.count)
-                    .or(e.count)
-                    .unwrap_or(1)
-            };
-            matching.map(occurrences).sum()
+            matching.map(|e| e.count.unwrap_or(1)).sum()
         };
         let counts = (count("SuccessfulCreate"), count("SuccessfulDelete"));
         if counts == (4, 3) || tokio::time::Instant::now() > deadline {

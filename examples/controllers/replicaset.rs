@@ -27,7 +27,7 @@ use kube::{
 use kube_reconcile::{
     ObjectKey,
     controller::{Controller, ControllerBuilder, handler},
-    events::{BufferedRecorder, Event, EventType, Recorder, Reporter},
+    events::{EventRecorder, EventType},
     expectations::UidTrackingExpectations,
     informer::{self, InformerFactory, Scope},
     ownership::{ClaimError, ControllerRefManager, controller_of},
@@ -72,7 +72,7 @@ pub struct ReplicaSetController {
     replica_sets: Store<ReplicaSet>,
     pods: Store<Pod>,
     expectations: Arc<UidTrackingExpectations>,
-    events: BufferedRecorder,
+    events: EventRecorder,
 }
 
 /// Builds the controller for the ReplicaSets and pods in `scope` (`Scope::all()` for
@@ -106,10 +106,7 @@ pub fn controller(
         .workers(workers)
         .rate_limiter(kube_reconcile::queue::client_go_default())
         .build(ReplicaSetController {
-            events: BufferedRecorder::new(
-                Recorder::new(client.clone(), Reporter::from(NAME)),
-                1000,
-            ),
+            events: EventRecorder::new(client.clone(), NAME),
             client,
             replica_sets: replica_sets.store().clone(),
             pods: pods.store().clone(),
@@ -332,18 +329,12 @@ impl ReplicaSetController {
         {
             Ok(created) => {
                 let note = format!("Created pod: {}", created.name_any());
-                self.event(rs, EventType::Normal, "SuccessfulCreate", note, "Create");
+                self.event(rs, EventType::Normal, "SuccessfulCreate", &note);
                 Ok(())
             }
             Err(error) => {
-                let note = format!("Error creating: {error}");
-                self.event(
-                    rs,
-                    EventType::Warning,
-                    "FailedCreate",
-                    note.clone(),
-                    "Create",
-                );
+                let note = format!("Error creating: {}", api_message(&error));
+                self.event(rs, EventType::Warning, "FailedCreate", &note);
                 Err(note)
             }
         }
@@ -358,21 +349,15 @@ impl ReplicaSetController {
         {
             Ok(_) => {
                 let note = format!("Deleted pod: {}", pod.name_any());
-                self.event(rs, EventType::Normal, "SuccessfulDelete", note, "Delete");
+                self.event(rs, EventType::Normal, "SuccessfulDelete", &note);
                 Ok(())
             }
             // Already gone: its delete event settles the expectation.
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
             Err(error) => {
                 self.expectations.deletion_observed(key, &pods::key(pod));
-                let note = format!("Error deleting: {error}");
-                self.event(
-                    rs,
-                    EventType::Warning,
-                    "FailedDelete",
-                    note.clone(),
-                    "Delete",
-                );
+                let note = format!("Error deleting: {}", api_message(&error));
+                self.event(rs, EventType::Warning, "FailedDelete", &note);
                 Err(note)
             }
         }
@@ -459,15 +444,18 @@ impl ReplicaSetController {
             })
     }
 
-    fn event(&self, rs: &ReplicaSet, type_: EventType, reason: &str, note: String, action: &str) {
-        let event = Event {
-            type_,
-            reason: reason.into(),
-            note: Some(note),
-            action: action.into(),
-            secondary: None,
-        };
-        self.events.record(event, rs.object_ref(&()));
+    fn event(&self, rs: &ReplicaSet, type_: EventType, reason: &str, message: &str) {
+        self.events
+            .record(&rs.object_ref(&()), type_, reason, message);
+    }
+}
+
+/// The API server's own words for a refusal (what kube-controller-manager's events
+/// quote), or the client error.
+fn api_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
     }
 }
 

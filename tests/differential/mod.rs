@@ -12,15 +12,13 @@
 //! event reasons — and drop or mask what differs by nature (UIDs, resourceVersions,
 //! timestamps, generated name suffixes, IPs).
 //!
-//! Not compared yet: event *counts*. kube's recorder (which our controller uses) folds
-//! repeats of a reason into one series and can lose increments when publishes race,
-//! while kube-controller-manager writes one event per pod (and rate-limits beyond 25
-//! per object). Until our controller has a client-go-style recorder, snapshots keep
-//! only which event reasons each object got.
+//! Events about ReplicaSets are compared whole: type, reason, message (generated pod
+//! names masked) and count, so the correlation (counts, combined events, the spam
+//! limit) must match kube-controller-manager's too.
 #![allow(dead_code)] // each parity test binary uses part of the kit
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeMap,
     sync::atomic::{AtomicU32, Ordering},
     time::Duration,
 };
@@ -201,28 +199,51 @@ impl Env {
         snapshot
     }
 
-    /// `{object: [reason]}` for events about ReplicaSets (see the module docs).
+    /// `{object: [{type, reason, message, count}]}` for events about ReplicaSets.
     async fn events(&self) -> Value {
         let events =
             Api::<k8s_openapi::api::core::v1::Event>::namespaced(self.client.clone(), &self.ns)
                 .list(&ListParams::default())
                 .await
                 .unwrap();
-        let mut reasons: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut by_object: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         for event in &events.items {
             if event.involved_object.kind.as_deref() != Some("ReplicaSet") {
                 continue;
             }
             let object = event.involved_object.name.clone().unwrap_or_default();
-            let reason = format!(
-                "{} {}",
-                event.type_.as_deref().unwrap_or(""),
-                event.reason.as_deref().unwrap_or("")
-            );
-            reasons.entry(object).or_default().insert(reason);
+            by_object.entry(object).or_default().push(json!({
+                "type": event.type_,
+                "reason": event.reason,
+                "message": mask_generated_names(event.message.as_deref().unwrap_or("")),
+                "count": event.count,
+            }));
         }
-        json!(reasons)
+        let by_object: BTreeMap<String, Vec<Value>> =
+            by_object.into_iter().map(|(k, v)| (k, sorted(v))).collect();
+        json!(by_object)
     }
+}
+
+/// `web-x7k2p` → `web-*`: the five-character suffix the API server appends to a
+/// generateName.
+fn mask_generated_names(message: &str) -> String {
+    message
+        .split(' ')
+        .map(|word| match word.rsplit_once('-') {
+            Some((prefix, suffix))
+                if !prefix.is_empty()
+                    && suffix.len() == 5
+                    && suffix
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) =>
+            {
+                format!("{prefix}-*")
+            }
+            _ => word.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn normalise_rs(rs: &ReplicaSet) -> Value {
@@ -321,7 +342,9 @@ async fn control_plane(side: Side) -> &'static ControlPlane {
 }
 
 /// Runs `scenario` on both sides and asserts that the snapshots are equal.
-pub async fn run<F, Fut>(name: &str, scenario: F)
+/// Runs `scenario` on both sides and asserts their snapshots are equal; returns the
+/// (common) snapshot for scenario-specific checks.
+pub async fn run<F, Fut>(name: &str, scenario: F) -> Value
 where
     F: Fn(Env) -> Fut,
     Fut: Future<Output = Env>,
@@ -336,6 +359,7 @@ where
         pretty(&ours),
         "scenario {name}: kube-reconcile (right) differs from kube-controller-manager (left)"
     );
+    ours
 }
 
 async fn side<F, Fut>(side: Side, name: &str, scenario: &F) -> Value
