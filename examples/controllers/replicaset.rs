@@ -26,6 +26,7 @@ use kube::{
 };
 use kube_reconcile::{
     ObjectKey,
+    consistency::{NotYetObserved, ReadYourWrites},
     controller::{Controller, ControllerBuilder, handler},
     events::{EventRecorder, EventType},
     expectations::UidTrackingExpectations,
@@ -55,6 +56,9 @@ pub enum Error {
     /// Creating or deleting pods failed (the first error of the sync).
     #[error("{0}")]
     ManageReplicas(String),
+    /// The caches have not caught up with this controller's last write yet.
+    #[error(transparent)]
+    NotYetObserved(#[from] NotYetObserved),
     /// Writing status failed.
     #[error("updating status of {key} failed")]
     Status {
@@ -72,6 +76,8 @@ pub struct ReplicaSetController {
     replica_sets: Store<ReplicaSet>,
     pods: Store<Pod>,
     expectations: Arc<UidTrackingExpectations>,
+    /// Writes each ReplicaSet's next sync must see in the caches first.
+    writes: ReadYourWrites,
     events: EventRecorder,
 }
 
@@ -111,6 +117,7 @@ pub fn controller(
             replica_sets: replica_sets.store().clone(),
             pods: pods.store().clone(),
             expectations,
+            writes: ReadYourWrites::new(),
         })
 }
 
@@ -187,8 +194,11 @@ impl Reconcile<ReplicaSet> for ReplicaSetController {
 
     async fn reconcile(&self, request: Request<ReplicaSet>) -> Result<Action, Error> {
         let key = request.key;
+        // A cache that lacks our own last write would make us repeat it.
+        self.writes.ensure_ready(&key)?;
         let Some(rs) = request.object else {
             self.expectations.delete(&key);
+            self.writes.forget(&key);
             return Ok(Action::Done);
         };
         let needs_sync = self.expectations.satisfied(&key);
@@ -328,13 +338,20 @@ impl ReplicaSetController {
             .await
         {
             Ok(created) => {
+                let version = created.resource_version().unwrap_or_default();
+                let uid = rs.uid().unwrap_or_default();
+                self.writes
+                    .wrote(&ObjectKey::of(rs), &uid, &self.pods, &version);
                 let note = format!("Created pod: {}", created.name_any());
                 self.event(rs, EventType::Normal, "SuccessfulCreate", &note);
                 Ok(())
             }
             Err(error) => {
                 let note = format!("Error creating: {}", api_message(&error));
-                self.event(rs, EventType::Warning, "FailedCreate", &note);
+                // A namespace being deleted refuses every create; no event for that.
+                if !is_namespace_terminating(&error) {
+                    self.event(rs, EventType::Warning, "FailedCreate", &note);
+                }
                 Err(note)
             }
         }
@@ -434,14 +451,18 @@ impl ReplicaSetController {
             ..PatchParams::default()
         };
         let namespace = key.namespace().unwrap_or_default();
-        self.api::<ReplicaSet>(namespace)
+        let updated = self
+            .api::<ReplicaSet>(namespace)
             .patch_status(key.name(), &params, &Patch::Merge(&patch))
             .await
-            .map(drop)
             .map_err(|source| Error::Status {
                 key: key.clone(),
                 source,
-            })
+            })?;
+        let version = updated.resource_version().unwrap_or_default();
+        let uid = rs.uid().unwrap_or_default();
+        self.writes.wrote(key, &uid, &self.replica_sets, &version);
+        Ok(())
     }
 
     fn event(&self, rs: &ReplicaSet, type_: EventType, reason: &str, message: &str) {
@@ -457,6 +478,16 @@ fn api_message(error: &kube::Error) -> String {
         kube::Error::Api(status) => status.message.clone(),
         other => other.to_string(),
     }
+}
+
+fn is_namespace_terminating(error: &kube::Error) -> bool {
+    let kube::Error::Api(status) = error else {
+        return false;
+    };
+    let causes = status.details.iter().flat_map(|d| &d.causes);
+    causes
+        .into_iter()
+        .any(|cause| cause.reason == "NamespaceTerminating")
 }
 
 fn is_controlled_by(pod: &Pod, rs: &ReplicaSet) -> bool {

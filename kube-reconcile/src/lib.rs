@@ -12,7 +12,8 @@
 //! - [`client`]: client-side request limits (QPS and burst, as client-go);
 //! - [`metrics`]: client-go's and controller-runtime's metric names on
 //!   prometheus-client;
-//! - helpers every real controller needs: [`expectations`], [`ownership`]
+//! - helpers every real controller needs: [`expectations`], [`consistency`] (read
+//!   your own writes), [`ownership`]
 //!   (claim, adopt, release), compiled label [`selector`]s, and [`events`];
 //! - [`ObjectKey`]: how queues and stores name objects;
 //! - [`testing`] (feature `testing`): a real local control plane — etcd and
@@ -21,6 +22,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod client;
+pub mod consistency;
 pub mod controller;
 pub mod events;
 pub mod expectations;

@@ -292,6 +292,9 @@ where
 
     fn delete(&self, object: K) {
         let handlers = self.read_handlers();
+        self.shared
+            .store
+            .observe_version(object.meta().resource_version.as_deref());
         let removed = self.shared.store.remove(&ObjectKey::of(&object));
         let last_known = removed.unwrap_or_else(|| self.prepare(object));
         Self::dispatch(&handlers, Event::Deleted(last_known));

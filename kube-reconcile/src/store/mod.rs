@@ -35,7 +35,7 @@ use std::{
     fmt,
     sync::{
         Arc, RwLock, RwLockReadGuard, RwLockWriteGuard,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
@@ -60,6 +60,8 @@ pub struct Store<K> {
 
 struct Shared<K> {
     state: RwLock<State<K>>,
+    /// The highest resourceVersion seen (see [`Store::resource_version`]).
+    version: AtomicU64,
     synced: AtomicBool,
     synced_notify: Notify,
 }
@@ -186,6 +188,27 @@ impl<K> Store<K> {
         }
     }
 
+    /// The highest resourceVersion among the objects this store has applied and the
+    /// deletions it has been told of, or `None` before the first. Like client-go's
+    /// `LastStoreSyncResourceVersion`: once it reaches the version a write returned,
+    /// the store reflects that write (see [`consistency`](crate::consistency)).
+    ///
+    /// Caveat: resourceVersions are opaque by contract; this parses them as etcd's
+    /// integers and ignores any that are not.
+    pub fn resource_version(&self) -> Option<u64> {
+        match self.shared.version.load(Ordering::Acquire) {
+            0 => None,
+            version => Some(version),
+        }
+    }
+
+    /// Raises [`resource_version`](Self::resource_version) to `version` if higher.
+    pub fn observe_version(&self, version: Option<&str>) {
+        if let Some(version) = version.and_then(|v| v.parse::<u64>().ok()) {
+            self.shared.version.fetch_max(version, Ordering::AcqRel);
+        }
+    }
+
     pub(crate) fn mark_synced(&self) {
         self.shared.synced.store(true, Ordering::Release);
         self.shared.synced_notify.notify_waiters();
@@ -207,6 +230,7 @@ impl<K: Resource + 'static> Store<K> {
                     objects: HashMap::new(),
                     indexes,
                 }),
+                version: AtomicU64::new(0),
                 synced: AtomicBool::new(false),
                 synced_notify: Notify::new(),
             }),
@@ -236,6 +260,7 @@ impl<K: Resource + 'static> Store<K> {
 
     /// Inserts or replaces an object; returns the one it replaced.
     pub fn apply(&self, object: Arc<K>) -> Option<Arc<K>> {
+        self.observe_version(object.meta().resource_version.as_deref());
         let key = ObjectKey::of(&*object);
         let mut state = self.write();
         let State { objects, indexes } = &mut *state;
