@@ -12,10 +12,13 @@
 //! `replicaset-controller`, or our `controller-manager` example — with 5 workers and the
 //! same client limits. A plain client then creates 100 ReplicaSets of 20 replicas at once
 //! (2,000 pods), and the run measures:
+//! - create time: from the first create until all 2,000 pods exist (the controller's
+//!   create rate, comparable with the plain client below);
 //! - converge time: from the first create until every ReplicaSet reports 20 available;
 //! - the controller's CPU seconds over that time and its peak RSS (VmHWM), from /proc;
 //! - API requests per created pod: the API server's `apiserver_request_total` for pod
-//!   creates and every ReplicaSet request (reads, status writes), divided by 2,000. Event
+//!   creates and every ReplicaSet request (status writes, reads) except the bench's own
+//!   ReplicaSet creates and list polls, divided by 2,000. Event
 //!   writes are left out: the scheduler writes events too, and the counter does not say
 //!   who sent a request.
 //!
@@ -56,6 +59,8 @@ type Metric = fn(&Measured) -> f64;
 
 #[derive(Debug, Clone, Copy)]
 struct Measured {
+    /// Seconds until all 2,000 pods exist (the controller's create rate).
+    created: f64,
     converge: f64,
     cpu: f64,
     peak_rss_mib: f64,
@@ -112,20 +117,65 @@ fn peak_rss_mib(pid: u32) -> f64 {
     kib / 1024.0
 }
 
-/// Controller-attributable requests: pod creates and every ReplicaSet request.
-async fn controller_requests(client: &Client) -> f64 {
+/// Controller-attributable requests by `resource/subresource verb code`: pod creates
+/// and every ReplicaSet request but the bench's own (creating them, polling the list).
+async fn controller_requests(client: &Client) -> BTreeMap<String, f64> {
     let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
     let text = client.request_text(request).await.unwrap();
-    text.lines()
+    let label = |line: &str, name: &str| {
+        let start = line.find(&format!("{name}=\""))? + name.len() + 2;
+        let len = line[start..].find('"')?;
+        Some(line[start..start + len].to_string())
+    };
+    let mut counts = BTreeMap::new();
+    for line in text
+        .lines()
         .filter(|l| l.starts_with("apiserver_request_total{"))
-        .filter(|l| {
-            let pod_create = l.contains(r#"resource="pods""#)
-                && l.contains(r#"subresource="""#)
-                && l.contains(r#"verb="POST""#);
-            pod_create || l.contains(r#"resource="replicasets""#)
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    {
+        let pod_create = line.contains(r#"resource="pods""#)
+            && line.contains(r#"subresource="""#)
+            && line.contains(r#"verb="POST""#);
+        // The bench itself creates the ReplicaSets and polls their list.
+        let bench = line.contains(r#"resource="replicasets""#)
+            && (line.contains(r#"verb="POST""#) || line.contains(r#"verb="LIST""#));
+        if bench || !(pod_create || line.contains(r#"resource="replicasets""#)) {
+            continue;
+        }
+        let (Some(resource), Some(subresource), Some(verb), Some(code)) = (
+            label(line, "resource"),
+            label(line, "subresource"),
+            label(line, "verb"),
+            label(line, "code"),
+        ) else {
+            continue;
+        };
+        let value = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+        *counts
+            .entry(format!("{resource}/{subresource} {verb} {code}"))
+            .or_default() += value.unwrap_or(0.0);
+    }
+    counts
+}
+
+/// The requests made between two readings, by kind, and their total.
+fn requests_between(
+    before: &BTreeMap<String, f64>,
+    after: &BTreeMap<String, f64>,
+) -> (BTreeMap<String, f64>, f64) {
+    let delta: BTreeMap<String, f64> = after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, v)| *v > 0.0)
+        .collect();
+    let total = delta.values().sum();
+    (delta, total)
+}
+
+/// How many pods exist, from a one-item list (the rest is `remainingItemCount`).
+async fn pod_count(pods: &Api<Pod>) -> anyhow::Result<usize> {
+    let page = pods.list_metadata(&ListParams::default().limit(1)).await?;
+    let remaining = page.metadata.remaining_item_count.unwrap_or(0);
+    Ok(page.items.len() + usize::try_from(remaining).unwrap_or(0))
 }
 
 fn replica_set(i: usize) -> ReplicaSet {
@@ -180,7 +230,12 @@ async fn run_once(side: Side, limits: Option<(u32, u32)>, ours: &Path) -> anyhow
         .buffer_unordered(50)
         .try_collect::<Vec<_>>()
         .await?;
+    let pods = Api::<Pod>::namespaced(client.clone(), "default");
+    let mut created = None;
     loop {
+        if created.is_none() && pod_count(&pods).await? >= PODS {
+            created = Some(started.elapsed().as_secs_f64());
+        }
         let replica_sets = api.list(&ListParams::default()).await?.items;
         let available = replica_sets
             .iter()
@@ -196,11 +251,15 @@ async fn run_once(side: Side, limits: Option<(u32, u32)>, ours: &Path) -> anyhow
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let converge = started.elapsed().as_secs_f64();
+    let (by_kind, requests) =
+        requests_between(&requests_before, &controller_requests(&client).await);
+    eprintln!("{side:?} requests: {by_kind:?}");
     let measured = Measured {
+        created: created.unwrap_or(converge),
         converge,
         cpu: cpu_seconds(pid) - cpu_before,
         peak_rss_mib: peak_rss_mib(pid),
-        requests_per_pod: (controller_requests(&client).await - requests_before) / PODS as f64,
+        requests_per_pod: requests / PODS as f64,
     };
     if let Some(mut child) = ours_process {
         let _ = child.kill();
@@ -244,8 +303,10 @@ fn median(mut values: Vec<f64>) -> f64 {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let runs = common::count_arg(3);
-    let ours =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/examples/controller-manager");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let ours = target.join("release/examples/controller-manager");
     anyhow::ensure!(
         ours.is_file(),
         "{} is missing: run `cargo build --release --example controller-manager` first",
@@ -276,7 +337,8 @@ async fn main() -> anyhow::Result<()> {
             "{:<26} {:>14} {:>14} {:>7}",
             "", "kube-ctrl-mgr", "kube-reconcile", "ratio"
         );
-        let metrics: [(&str, Metric); 4] = [
+        let metrics: [(&str, Metric); 5] = [
+            ("all pods created (s)", |m| m.created),
             ("converge time (s)", |m| m.converge),
             ("controller CPU (s)", |m| m.cpu),
             ("controller peak RSS (MiB)", |m| m.peak_rss_mib),
@@ -292,13 +354,17 @@ async fn main() -> anyhow::Result<()> {
                 ours / theirs
             );
         }
-        let rate = |side| PODS as f64 / summary(side, |m| m.converge);
-        println!(
-            "{:<26} {:>14.0} {:>14.0}",
-            "pods made available / s",
-            rate(Side::KubeControllerManager),
-            rate(Side::KubeReconcile)
-        );
+        let rate = |side, f: Metric| PODS as f64 / summary(side, f);
+        for (name, f) in [
+            ("pods created / s", (|m| m.created) as Metric),
+            ("pods made available / s", |m| m.converge),
+        ] {
+            println!(
+                "{name:<26} {:>14.0} {:>14.0}",
+                rate(Side::KubeControllerManager, f),
+                rate(Side::KubeReconcile, f)
+            );
+        }
     }
     let rates: Vec<f64> = {
         let mut rates = Vec::new();

@@ -7,8 +7,8 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::Arc,
-    time::Duration,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
 };
 
 use futures::future::join_all;
@@ -42,6 +42,9 @@ use super::pods;
 
 /// At most this many pods are created or deleted in one sync.
 pub const BURST_REPLICAS: usize = 500;
+/// The shortest interval between two status writes of one ReplicaSet that only report
+/// progress (a kube-reconcile choice; kube-controller-manager writes each change).
+pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 /// The name this controller reports in events and field managers.
 pub const NAME: &str = "replicaset-controller";
 /// Pods in a namespace without a controller, for adoption candidates.
@@ -78,6 +81,8 @@ pub struct ReplicaSetController {
     expectations: Arc<UidTrackingExpectations>,
     /// Writes each ReplicaSet's next sync must see in the caches first.
     writes: ReadYourWrites,
+    /// When each ReplicaSet's status was last written (see [`PROGRESS_INTERVAL`]).
+    status_written: Mutex<HashMap<ObjectKey, Instant>>,
     events: EventRecorder,
 }
 
@@ -118,6 +123,7 @@ pub fn controller(
             pods: pods.store().clone(),
             expectations,
             writes: ReadYourWrites::new(),
+            status_written: Mutex::default(),
         })
 }
 
@@ -199,6 +205,7 @@ impl Reconcile<ReplicaSet> for ReplicaSetController {
         let Some(rs) = request.object else {
             self.expectations.delete(&key);
             self.writes.forget(&key);
+            self.lock_status_written().remove(&key);
             return Ok(Action::Done);
         };
         let needs_sync = self.expectations.satisfied(&key);
@@ -245,7 +252,7 @@ impl Reconcile<ReplicaSet> for ReplicaSetController {
 
         let now = Timestamp::now();
         let status = calculate_status(&rs, &claimed, terminating, managed.as_ref().err(), now);
-        self.update_status(&key, &rs, status).await?;
+        let deferred = self.update_status(&key, &rs, status).await?;
         managed?;
 
         // Re-check when the next pod becomes available.
@@ -254,11 +261,12 @@ impl Reconcile<ReplicaSet> for ReplicaSetController {
             .iter()
             .filter_map(|p| pods::seconds_until_available(p, min_ready, now))
             .min_by(f64::total_cmp);
-        Ok(match next_available {
-            Some(seconds) if min_ready > 0 => {
-                Action::RequeueAfter(Duration::from_secs_f64(seconds))
-            }
-            _ => Action::Done,
+        let next_available = next_available
+            .filter(|_| min_ready > 0)
+            .map(Duration::from_secs_f64);
+        Ok(match next_available.into_iter().chain(deferred).min() {
+            Some(after) => Action::RequeueAfter(after),
+            None => Action::Done,
         })
     }
 }
@@ -429,21 +437,25 @@ impl ReplicaSetController {
         on_node
     }
 
-    /// Writes status (with observedGeneration) only when it changed.
+    /// Writes status (with observedGeneration) only when it changed. Mere progress
+    /// (pod counts moving while the ReplicaSet has not settled) is written at most once
+    /// per [`PROGRESS_INTERVAL`]; then the write is deferred and its delay returned.
     async fn update_status(
         &self,
         key: &ObjectKey,
         rs: &ReplicaSet,
         status: ReplicaSetStatus,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<Duration>, Error> {
         let current = rs.status.clone().unwrap_or_default();
-        let generation = rs.metadata.generation;
         let status = ReplicaSetStatus {
-            observed_generation: generation,
+            observed_generation: rs.metadata.generation,
             ..status
         };
         if same_status(&current, &status) {
-            return Ok(());
+            return Ok(None);
+        }
+        if let Some(wait) = self.progress_wait(key, rs, &current, &status) {
+            return Ok(Some(wait));
         }
         let patch = serde_json::json!({"status": status});
         let params = PatchParams {
@@ -459,10 +471,47 @@ impl ReplicaSetController {
                 key: key.clone(),
                 source,
             })?;
+        self.lock_status_written()
+            .insert(key.clone(), Instant::now());
         let version = updated.resource_version().unwrap_or_default();
         let uid = rs.uid().unwrap_or_default();
         self.writes.wrote(key, &uid, &self.replica_sets, &version);
-        Ok(())
+        Ok(None)
+    }
+
+    /// How long to hold back a status write that only reports progress.
+    ///
+    /// Why: while pods start, every pod that turns ready changes the counts; writing
+    /// each is most of a controller's requests besides the creates. A status that
+    /// reaches the goal, a new generation or a condition change is written at once, so
+    /// convergence is never reported late.
+    fn progress_wait(
+        &self,
+        key: &ObjectKey,
+        rs: &ReplicaSet,
+        current: &ReplicaSetStatus,
+        next: &ReplicaSetStatus,
+    ) -> Option<Duration> {
+        let wanted = rs.spec.replicas.unwrap_or(1);
+        let settled = next.replicas == wanted
+            && next.ready_replicas.unwrap_or(0) == wanted
+            && next.available_replicas.unwrap_or(0) == wanted;
+        let only_counts = current.observed_generation == next.observed_generation
+            && current.conditions.clone().unwrap_or_default()
+                == next.conditions.clone().unwrap_or_default();
+        if settled || !only_counts {
+            return None;
+        }
+        let since = self.lock_status_written().get(key)?.elapsed();
+        PROGRESS_INTERVAL
+            .checked_sub(since)
+            .filter(|w| !w.is_zero())
+    }
+
+    fn lock_status_written(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectKey, Instant>> {
+        self.status_written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     fn event(&self, rs: &ReplicaSet, type_: EventType, reason: &str, message: &str) {
