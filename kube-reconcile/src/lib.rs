@@ -15,6 +15,9 @@
 //! - helpers every real controller needs: [`expectations`], [`consistency`] (read
 //!   your own writes), [`ownership`]
 //!   (claim, adopt, release), compiled label [`selector`]s, and [`events`];
+//! - [`crd`] (feature `derive`, on by default): `#[derive(Crd)]` turns a spec struct
+//!   into a resource type and a structural CustomResourceDefinition, with garde rules
+//!   enforced by kube-apiserver too; several versions merged, converted with `From`;
 //! - [`ObjectKey`]: how queues and stores name objects;
 //! - [`testing`] (feature `testing`): a real local control plane — etcd and
 //!   kube-apiserver v1.37 built from Go modules, optionally kube-scheduler with kwok's
@@ -24,6 +27,9 @@
 pub mod client;
 pub mod consistency;
 pub mod controller;
+#[cfg(feature = "derive")]
+#[cfg_attr(docsrs, doc(cfg(feature = "derive")))]
+pub mod crd;
 pub mod events;
 pub mod expectations;
 pub mod informer;

@@ -87,7 +87,7 @@ pub enum Error {
     #[error("building a client failed")]
     Client(#[source] kube::Error),
     /// A call to the API server failed.
-    #[error("an API call failed")]
+    #[error("an API call failed: {0}")]
     Api(#[source] kube::Error),
     /// A blocking helper task panicked or was cancelled.
     #[error("a background task of the harness failed: {0}")]

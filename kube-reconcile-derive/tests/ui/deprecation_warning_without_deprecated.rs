@@ -1,0 +1,10 @@
+#![allow(unused_imports)]
+use kube_reconcile::crd::{Crd, CrdSchema};
+use serde::{Deserialize, Serialize};
+
+#[derive(Crd, Clone, Debug, Serialize, Deserialize)]
+#[crd(group = "example.com", version = "v1", kind = "Thing", deprecation_warning = "use v2")]
+pub struct ThingSpec {
+    pub name: String,
+}
+fn main() {}
