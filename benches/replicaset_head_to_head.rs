@@ -22,6 +22,10 @@
 //!   writes are left out: the scheduler writes events too, and the counter does not say
 //!   who sent a request.
 //!
+//! - control-plane cores busy: CPU seconds of etcd, kube-apiserver, kube-scheduler and
+//!   kwok over the converge time (this machine has 2 cores), to tell when the machine,
+//!   not the controller, is the limit.
+//!
 //! Configurations: QPS 100 / burst 100 for both, then no client-side limit (ours with
 //! `--kube-api-qps=0`, kube-controller-manager with 10000/10000). A last part measures the
 //! physical limit: a plain client creating 2,000 bare pods with 64 requests in flight.
@@ -61,6 +65,9 @@ type Metric = fn(&Measured) -> f64;
 struct Measured {
     /// Seconds until all 2,000 pods exist (the controller's create rate).
     created: f64,
+    /// Cores kept busy by etcd, kube-apiserver, kube-scheduler and kwok while
+    /// converging (2.0 = this machine saturated).
+    control_plane_cores: f64,
     converge: f64,
     cpu: f64,
     peak_rss_mib: f64,
@@ -220,6 +227,15 @@ async fn run_once(side: Side, limits: Option<(u32, u32)>, ours: &Path) -> anyhow
     // Both controllers start their informers and wait for them to sync.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let api = Api::<ReplicaSet>::namespaced(client.clone(), "default");
+    let components = ["etcd", "kube-apiserver", "kube-scheduler", "kwok"].map(|c| cp.pid(c));
+    let control_plane_cpu = || {
+        components
+            .iter()
+            .flatten()
+            .map(|p| cpu_seconds(*p))
+            .sum::<f64>()
+    };
+    let control_plane_before = control_plane_cpu();
     let (cpu_before, requests_before) = (cpu_seconds(pid), controller_requests(&client).await);
     let started = Instant::now();
     stream::iter(0..REPLICA_SETS)
@@ -251,11 +267,13 @@ async fn run_once(side: Side, limits: Option<(u32, u32)>, ours: &Path) -> anyhow
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let converge = started.elapsed().as_secs_f64();
+    let control_plane_cores = (control_plane_cpu() - control_plane_before) / converge;
     let (by_kind, requests) =
         requests_between(&requests_before, &controller_requests(&client).await);
     eprintln!("{side:?} requests: {by_kind:?}");
     let measured = Measured {
         created: created.unwrap_or(converge),
+        control_plane_cores,
         converge,
         cpu: cpu_seconds(pid) - cpu_before,
         peak_rss_mib: peak_rss_mib(pid),
@@ -337,12 +355,13 @@ async fn main() -> anyhow::Result<()> {
             "{:<26} {:>14} {:>14} {:>7}",
             "", "kube-ctrl-mgr", "kube-reconcile", "ratio"
         );
-        let metrics: [(&str, Metric); 5] = [
+        let metrics: [(&str, Metric); 6] = [
             ("all pods created (s)", |m| m.created),
             ("converge time (s)", |m| m.converge),
             ("controller CPU (s)", |m| m.cpu),
             ("controller peak RSS (MiB)", |m| m.peak_rss_mib),
             ("API requests per pod", |m| m.requests_per_pod),
+            ("control-plane cores busy", |m| m.control_plane_cores),
         ];
         for (name, f) in metrics {
             let (theirs, ours) = (
