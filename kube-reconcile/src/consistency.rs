@@ -121,8 +121,10 @@ impl ReadYourWrites {
     }
 
     /// `Ok` when every store has seen this owner's writes (the record is then
-    /// dropped); otherwise which store lags. Return the error from a reconcile to be
-    /// retried with backoff, as kube-controller-manager does.
+    /// dropped); otherwise which store lags. On `Err`, return
+    /// [`Action::Requeue`](crate::reconcile::Action::Requeue) (or the error) from the
+    /// reconcile, so it is retried with the per-key backoff, as
+    /// kube-controller-manager does; lagging right after a write is normal.
     pub fn ensure_ready(&self, owner: &ObjectKey) -> Result<(), NotYetObserved> {
         let mut owners = self.lock();
         let Some(record) = owners.get(owner) else {

@@ -23,7 +23,7 @@ use kube::{
 };
 use kube_reconcile::{
     ObjectKey,
-    consistency::{NotYetObserved, ReadYourWrites},
+    consistency::ReadYourWrites,
     controller::{Controller, ControllerBuilder, handler},
     events::{EventRecorder, EventType},
     expectations::UidTrackingExpectations,
@@ -33,7 +33,7 @@ use kube_reconcile::{
     selector::Selector,
     store::Store,
 };
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::pods;
 
@@ -60,9 +60,6 @@ pub enum Error {
     /// Creating or deleting pods failed (the first error of the sync).
     #[error("{0}")]
     ManageReplicas(String),
-    /// The caches have not caught up with this controller's last write yet.
-    #[error(transparent)]
-    NotYetObserved(#[from] NotYetObserved),
     /// Writing status failed.
     #[error("updating status of {key} failed")]
     Status {
@@ -201,8 +198,13 @@ impl Reconcile<ReplicaSet> for ReplicaSetController {
 
     async fn reconcile(&self, request: Request<ReplicaSet>) -> Result<Action, Error> {
         let key = request.key;
-        // A cache that lacks our own last write would make us repeat it.
-        self.writes.ensure_ready(&key)?;
+        // A cache that lacks our own last write would make us repeat it. Expected
+        // after every write, so no error: just back off a little, as
+        // kube-controller-manager does.
+        if let Err(lagging) = self.writes.ensure_ready(&key) {
+            debug!(%key, %lagging, "caches behind this controller's own write; syncing later");
+            return Ok(Action::Requeue);
+        }
         let Some(rs) = request.object else {
             self.expectations.delete(&key);
             self.writes.forget(&key);
