@@ -9,15 +9,13 @@
 //! kube-scheduler, kwok with `--fake-nodes` Nodes) and prints how to reach it.
 
 mod controllers;
+#[path = "common/kubeconfig.rs"]
+mod kubeconfig;
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::{ArgAction, Parser};
-use kube::{
-    Client, Config,
-    config::{KubeConfigOptions, Kubeconfig},
-};
 use kube_reconcile::{
     controller::shutdown_signal,
     informer::{InformerFactory, Scope},
@@ -68,12 +66,7 @@ async fn main() -> anyhow::Result<()> {
     let enabled = enabled_controllers(&args.controllers)?;
 
     let (client, control_plane) = match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path).context("reading --kubeconfig")?;
-            let config =
-                Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-            (Client::try_from(config)?, None)
-        }
+        Some(path) => (kubeconfig::client(path).await?, None),
         None => {
             println!(
                 "No --kubeconfig: starting a local control plane with {} fake Nodes...",

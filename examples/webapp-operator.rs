@@ -10,16 +10,16 @@
 //! On the local control plane, kube-controller-manager runs the Deployment,
 //! ReplicaSet and garbage-collector controllers, and kwok's fake Nodes run the pods.
 
+#[path = "common/kubeconfig.rs"]
+mod kubeconfig;
 mod webapp;
 
 use std::{path::PathBuf, time::Duration};
 
-use anyhow::Context;
 use clap::Parser;
 use kube::{
-    Api, Client, Config,
+    Api, Client,
     api::{Patch, PatchParams},
-    config::{KubeConfigOptions, Kubeconfig},
 };
 use kube_reconcile::{
     controller::shutdown_signal,
@@ -57,12 +57,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
 
     let (client, control_plane) = match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path).context("reading --kubeconfig")?;
-            let config =
-                Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-            (Client::try_from(config)?, None)
-        }
+        Some(path) => (kubeconfig::client(path).await?, None),
         None => {
             println!("No --kubeconfig: starting a local control plane...");
             let cp = ControlPlane::builder()
