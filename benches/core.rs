@@ -11,7 +11,11 @@ use k8s_openapi::api::core::v1::Pod;
 mod common;
 
 use common::keys;
-use kube_reconcile::{ObjectKey, queue::WorkQueue, store::Store};
+use kube_reconcile::{
+    ObjectKey,
+    queue::WorkQueue,
+    store::{Store, Writer},
+};
 
 fn pods(n: usize) -> Vec<Arc<Pod>> {
     (0..n)
@@ -99,23 +103,24 @@ fn store(c: &mut Criterion) {
     group.bench_function("insert_10k_with_3_indexes", |b| {
         b.iter_batched(
             || {
-                let store = Store::new();
-                node_index(&store);
-                store
+                let writer = Writer::new();
+                node_index(&writer.store());
+                writer
             },
-            |store| {
+            |writer| {
                 for pod in &pods {
-                    store.apply(pod.clone());
+                    writer.apply(pod.clone());
                 }
-                store
+                writer
             },
             BatchSize::LargeInput,
         )
     });
-    let store = Store::new();
+    let writer = Writer::new();
+    let store = writer.store();
     node_index(&store);
     for pod in &pods {
-        store.apply(pod.clone());
+        writer.apply(pod.clone());
     }
     let keys: Vec<_> = pods.iter().map(|p| ObjectKey::of(&**p)).collect();
     group.bench_function("get_10k", |b| {

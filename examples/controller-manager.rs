@@ -100,16 +100,17 @@ async fn main() -> anyhow::Result<()> {
                     &Scope::all(),
                     args.concurrent_replicaset_syncs,
                 );
-                running.push(tokio::spawn(controller.run(shutdown_signal())));
+                running.push(controller.start());
             }
             other => unreachable!("{other} is in CONTROLLERS but not started"),
         }
         println!("Started the {name} controller.");
     }
+    shutdown_signal().await;
+    println!("Stopping...");
     for controller in running {
-        controller.await?;
+        controller.shutdown().await;
     }
-    factory.shutdown();
     println!("Controllers stopped.");
     if let Some(cp) = control_plane {
         cp.stop().await;

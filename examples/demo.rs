@@ -50,10 +50,7 @@ async fn main() -> anyhow::Result<()> {
     let factory = InformerFactory::new(client.clone());
     let controller =
         controllers::replicaset::controller(client.clone(), &factory, &Scope::all(), 5);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(controller.run(async {
-        let _ = stopped.await;
-    }));
+    let running = controller.start();
     println!(
         "Running kube-reconcile's ReplicaSet controller (kube-controller-manager is not started)."
     );
@@ -75,9 +72,7 @@ async fn main() -> anyhow::Result<()> {
 
     shutdown_signal().await;
     println!("Stopping...");
-    let _ = stop.send(());
-    running.await?;
-    factory.shutdown();
+    running.shutdown().await;
     control_plane.stop().await;
     println!("Stopped.");
     Ok(())

@@ -76,14 +76,14 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let factory = InformerFactory::new(client.clone());
-    let controller = webapp::operator::controller(client.clone(), &factory, &Scope::all());
-    let running = tokio::spawn(controller.run(shutdown_signal()));
+    let controller = webapp::operator::controller(&factory, &Scope::all());
+    let running = controller.start();
 
     if control_plane.is_some() {
         sample(client).await?;
     }
-    running.await?;
-    factory.shutdown();
+    shutdown_signal().await;
+    running.shutdown().await;
     if let Some(cp) = control_plane {
         cp.stop().await;
     }

@@ -1,5 +1,6 @@
-//! Controllers on the real API server: shared watches, owned objects, per-key
-//! exclusivity under many workers, panics, metrics and graceful shutdown.
+//! Controllers on the real API server: shared watches that stop with their last
+//! controller, owned objects and source filters, per-key exclusivity under many
+//! workers, panics, error policies, metrics, cancellation and graceful shutdown.
 
 mod support;
 
@@ -20,14 +21,14 @@ use kube::{
 };
 use kube_reconcile::{
     ObjectKey,
-    controller::Controller,
+    controller::{Controller, Source},
     informer::{InformerFactory, Scope},
     metrics::Metrics,
-    reconcile::{Action, Reconcile, Request},
+    reconcile::{Action, OnError, Reconcile, Request},
     testing::ControlPlane,
 };
 use serde_json::json;
-use tokio::sync::{OnceCell, oneshot};
+use tokio::sync::OnceCell;
 
 static CONTROL_PLANE: OnceCell<ControlPlane> = OnceCell::const_new();
 
@@ -74,18 +75,6 @@ impl<K: Send + Sync + 'static> Reconcile<K> for Recording {
     }
 }
 
-/// Runs a controller in the background; dropping or sending on the handle stops it.
-fn spawn<F: Future<Output = ()> + Send + 'static>(
-    run: impl FnOnce(oneshot::Receiver<()>) -> F,
-) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-    let (stop, stopped) = oneshot::channel();
-    (stop, tokio::spawn(run(stopped)))
-}
-
-async fn until(stopped: oneshot::Receiver<()>) {
-    let _ = stopped.await;
-}
-
 /// Sum of `apiserver_longrunning_requests` for WATCHes of `resource`.
 async fn open_watches(client: &Client, resource: &str) -> f64 {
     let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
@@ -118,8 +107,7 @@ async fn two_controllers_share_one_watch_per_type() {
         controller("first", first.clone()),
         controller("second", second.clone()),
     );
-    let (stop_a, run_a) = spawn(|s| a.run(until(s)));
-    let (stop_b, run_b) = spawn(|s| b.run(until(s)));
+    let (a, b) = (a.start(), b.start());
 
     let template: PodTemplate = serde_json::from_value(json!({
         "metadata": {"name": "tpl"},
@@ -150,9 +138,20 @@ async fn two_controllers_share_one_watch_per_type() {
         1.0,
         "one limit-range watch for two controllers"
     );
-    let _ = (stop_a.send(()), stop_b.send(()));
-    run_a.await.unwrap();
-    run_b.await.unwrap();
+
+    // The watches stay while one controller reads them, and close with the last.
+    a.shutdown().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(open_watches(&client, "podtemplates").await - before.0, 1.0);
+    b.shutdown().await;
+    support::eventually_async(
+        "the watches to close with the last controller",
+        async || {
+            open_watches(&client, "podtemplates").await == before.0
+                && open_watches(&client, "limitranges").await == before.1
+        },
+    )
+    .await;
 }
 
 fn owned_secret(name: &str, owner: &ConfigMap, value: &str) -> Secret {
@@ -182,7 +181,7 @@ async fn owned_object_changes_reconcile_the_owner() {
     let controller = Controller::<ConfigMap>::builder("owner", &factory, &scope)
         .owns::<Secret>(&scope)
         .build(recording.clone());
-    let (stop, run) = spawn(|s| controller.run(until(s)));
+    let controller = controller.start();
     support::eventually("the initial reconcile", || recording.count("parent") == 1).await;
 
     let mut expected = 1;
@@ -219,8 +218,7 @@ async fn owned_object_changes_reconcile_the_owner() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(recording.count("another"), 0);
     assert_eq!(recording.count("parent"), 4);
-    let _ = stop.send(());
-    run.await.unwrap();
+    controller.shutdown().await;
 }
 
 #[tokio::test]
@@ -243,7 +241,7 @@ async fn many_workers_never_reconcile_one_key_concurrently() {
             .workers(8)
             .build(recording.clone());
     let queue = controller.queue().clone();
-    let (stop, run) = spawn(|s| controller.run(until(s)));
+    let controller = controller.start();
 
     support::eventually("the initial reconciles", || {
         recording.calls.lock().unwrap().len() == 4
@@ -266,8 +264,7 @@ async fn many_workers_never_reconcile_one_key_concurrently() {
     support::eventually("the controller to go idle", idle).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     support::eventually("the controller to stay idle", idle).await;
-    let _ = stop.send(());
-    run.await.unwrap();
+    controller.shutdown().await;
     assert_eq!(recording.overlaps.load(Ordering::SeqCst), 0);
     let total = recording.calls.lock().unwrap().len();
     assert!(
@@ -309,8 +306,8 @@ async fn a_panicking_reconcile_is_caught_counted_and_retried() {
         &Scope::all().namespace(&ns),
     )
     .metrics(&metrics)
-    .build(reconciler.clone());
-    let (stop, run) = spawn(|s| controller.run(until(s)));
+    .build(reconciler.clone())
+    .start();
     support::eventually("a retry after the panic", || {
         reconciler.attempts.load(Ordering::SeqCst) >= 2
     })
@@ -339,8 +336,7 @@ async fn a_panicking_reconcile_is_caught_counted_and_retried() {
     ] {
         assert!(text.contains(family), "missing family {family}");
     }
-    let _ = stop.send(());
-    run.await.unwrap();
+    controller.shutdown().await;
 }
 
 #[tokio::test]
@@ -359,11 +355,10 @@ async fn shutdown_lets_in_flight_reconciles_finish_and_cancels_after_the_timeout
     };
     let controller =
         Controller::<ConfigMap>::builder("drain", &InformerFactory::new(client.clone()), &scope)
-            .build(recording.clone());
-    let (stop, run) = spawn(|s| controller.run(until(s)));
+            .build(recording.clone())
+            .start();
     support::eventually("the reconcile to start", || recording.count("slow") == 1).await;
-    let _ = stop.send(());
-    run.await.unwrap();
+    controller.shutdown().await;
     assert_eq!(
         recording.finished.load(Ordering::SeqCst),
         1,
@@ -378,14 +373,12 @@ async fn shutdown_lets_in_flight_reconciles_finish_and_cancels_after_the_timeout
     let controller =
         Controller::<ConfigMap>::builder("cancel", &InformerFactory::new(client), &scope)
             .shutdown_timeout(Duration::from_millis(300))
-            .build(stuck.clone());
-    let (stop, run) = spawn(|s| controller.run(until(s)));
+            .build(stuck.clone())
+            .start();
     support::eventually("the reconcile to start", || stuck.count("slow") == 1).await;
     let started = tokio::time::Instant::now();
-    let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(10), run)
+    tokio::time::timeout(Duration::from_secs(10), controller.shutdown())
         .await
-        .unwrap()
         .unwrap();
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(
@@ -393,6 +386,186 @@ async fn shutdown_lets_in_flight_reconciles_finish_and_cancels_after_the_timeout
         0,
         "cancelled, not finished"
     );
+}
+
+/// Waits for cancellation (up to a minute) and records whether it came.
+#[derive(Clone, Default)]
+struct WaitsForCancellation {
+    started: Arc<AtomicUsize>,
+    saw_cancellation: Arc<AtomicUsize>,
+}
+
+impl Reconcile<ConfigMap> for WaitsForCancellation {
+    type Error = Infallible;
+
+    async fn reconcile(&self, request: Request<ConfigMap>) -> Result<Action, Infallible> {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        let cancelled = request.ctx.cancellation().cancelled();
+        if tokio::time::timeout(Duration::from_secs(60), cancelled)
+            .await
+            .is_ok()
+        {
+            self.saw_cancellation.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(Action::Done)
+    }
+}
+
+#[tokio::test]
+async fn reconciles_see_cancellation_when_shutdown_begins() {
+    let (client, ns) = setup("cancelled").await;
+    Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &support::config_map("waits", "v"))
+        .await
+        .unwrap();
+    let reconciler = WaitsForCancellation::default();
+    let controller = Controller::<ConfigMap>::builder(
+        "cancelled",
+        &InformerFactory::new(client),
+        &Scope::all().namespace(&ns),
+    )
+    .shutdown_timeout(Duration::from_secs(60))
+    .build(reconciler.clone())
+    .start();
+    support::eventually("the reconcile to start", || {
+        reconciler.started.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let started = tokio::time::Instant::now();
+    controller.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the reconcile returned on cancellation, long before the 60 s timeout"
+    );
+    assert_eq!(reconciler.saw_cancellation.load(Ordering::SeqCst), 1);
+}
+
+/// Fails every reconcile; the error policy depends on the object's name.
+#[derive(Clone, Default)]
+struct Fails {
+    attempts: Arc<Mutex<Vec<(String, tokio::time::Instant)>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("deliberate failure")]
+struct Deliberate;
+
+impl Reconcile<ConfigMap> for Fails {
+    type Error = Deliberate;
+
+    async fn reconcile(&self, request: Request<ConfigMap>) -> Result<Action, Deliberate> {
+        let now = tokio::time::Instant::now();
+        self.attempts
+            .lock()
+            .unwrap()
+            .push((request.key.name().to_string(), now));
+        Err(Deliberate)
+    }
+
+    fn error_policy(&self, _error: &Deliberate, key: &ObjectKey) -> OnError {
+        match key.name() {
+            "terminal" => OnError::Terminal,
+            _ => OnError::RetryAfter(Duration::from_millis(1500)),
+        }
+    }
+}
+
+impl Fails {
+    fn times(&self, name: &str) -> Vec<tokio::time::Instant> {
+        let attempts = self.attempts.lock().unwrap();
+        attempts
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, t)| *t)
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn the_error_policy_chooses_the_retry_per_error() {
+    let (client, ns) = setup("policy").await;
+    let api = Api::<ConfigMap>::namespaced(client.clone(), &ns);
+    for name in ["terminal", "delayed"] {
+        api.create(&PostParams::default(), &support::config_map(name, "v"))
+            .await
+            .unwrap();
+    }
+    let metrics = Metrics::new();
+    let reconciler = Fails::default();
+    let controller = Controller::<ConfigMap>::builder(
+        "policy",
+        &InformerFactory::new(client),
+        &Scope::all().namespace(&ns),
+    )
+    .metrics(&metrics)
+    .build(reconciler.clone())
+    .start();
+    support::eventually("three delayed attempts", || {
+        reconciler.times("delayed").len() >= 3
+    })
+    .await;
+    controller.shutdown().await;
+    let delayed = reconciler.times("delayed");
+    for pair in delayed.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= Duration::from_millis(1400),
+            "retried after {gap:?}, not 1.5 s"
+        );
+    }
+    assert_eq!(
+        reconciler.times("terminal").len(),
+        1,
+        "a terminal error is not retried"
+    );
+    let text = metrics.encode();
+    let line = r#"controller_runtime_terminal_reconcile_errors_total{controller="policy"} 1"#;
+    assert!(text.contains(line), "missing {line:?} in\n{text}");
+}
+
+#[tokio::test]
+async fn filters_on_an_owned_source_drop_changes_before_the_queue() {
+    let (client, ns) = setup("filtered").await;
+    let parent = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &support::config_map("parent", "v"))
+        .await
+        .unwrap();
+    let recording = Recording::default();
+    let scope = Scope::all().namespace(&ns);
+    let watched = |change: &kube_reconcile::informer::Change<Secret>| {
+        change.object().labels().contains_key("watched")
+    };
+    let controller =
+        Controller::<ConfigMap>::builder("filtered", &InformerFactory::new(client.clone()), &scope)
+            .owns::<Secret>(Source::new(&scope).filter(watched))
+            .build(recording.clone())
+            .start();
+    support::eventually("the initial reconcile", || recording.count("parent") == 1).await;
+    let secrets = Api::<Secret>::namespaced(client, &ns);
+    secrets
+        .create(
+            &PostParams::default(),
+            &owned_secret("ignored", &parent, "1"),
+        )
+        .await
+        .unwrap();
+    let mut labelled = owned_secret("seen", &parent, "1");
+    labelled.metadata.labels = Some([("watched".to_string(), "yes".to_string())].into());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        recording.count("parent"),
+        1,
+        "an unlabelled child is filtered out"
+    );
+    secrets
+        .create(&PostParams::default(), &labelled)
+        .await
+        .unwrap();
+    support::eventually("a reconcile for the labelled child", || {
+        recording.count("parent") == 2
+    })
+    .await;
+    controller.shutdown().await;
 }
 
 #[tokio::test]

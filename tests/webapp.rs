@@ -42,11 +42,7 @@ async fn a_web_app_gets_a_deployment_and_a_service_and_reports_ready_pods() {
     let ns = cp.create_namespace(&client, "webapp").await.unwrap();
     let factory = InformerFactory::new(client.clone());
     let scope = Scope::all().namespace(&ns);
-    let controller = webapp::operator::controller(client.clone(), &factory, &scope);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(controller.run(async {
-        let _ = stopped.await;
-    }));
+    let controller = webapp::operator::controller(&factory, &scope).start();
 
     let apps = Api::<WebApp>::namespaced(client.clone(), &ns);
     let spec =
@@ -128,9 +124,12 @@ async fn a_web_app_gets_a_deployment_and_a_service_and_reports_ready_pods() {
         "serviceType cannot change once the WebApp exists",
     );
 
-    let _ = stop.send(());
-    run.await.unwrap();
-    factory.shutdown();
+    controller.shutdown().await;
+    assert_eq!(
+        factory.len(),
+        3,
+        "WebApps, Deployments and Services, one watch each"
+    );
 }
 
 #[test]

@@ -3,62 +3,49 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
-use kube::{
-    Api, Client, Resource, ResourceExt,
-    api::{Patch, PatchParams},
+use k8s_openapi::{
+    api::{
+        apps::v1::{Deployment, DeploymentSpec},
+        core::v1::{
+            Container, ContainerPort, EnvVar, PodSpec, PodTemplateSpec, Service, ServicePort,
+            ServiceSpec,
+        },
+    },
+    apimachinery::pkg::{
+        apis::meta::v1::{LabelSelector, ObjectMeta},
+        util::intstr::IntOrString,
+    },
 };
-use kube_reconcile::{
-    controller::Controller,
-    informer::{InformerFactory, Scope},
-    reconcile::{Action, Reconcile, Request},
-    store::Store,
-};
-use serde_json::{Value, json};
+use kube::{Resource, ResourceExt};
+use kube_reconcile::{apply::ApplyError, ownership::is_controlled_by, prelude::*};
 
 use super::resource::{ServiceType, WebApp, WebAppStatus};
 
-/// The field manager of everything this operator writes.
+/// The field manager of everything this operator writes (and its controller name).
 pub const MANAGER: &str = "webapp-operator";
 
 /// What can fail in a sync; every variant is retried with backoff.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Applying a child or the status failed.
-    #[error("applying {what} of {name} failed")]
-    Apply {
-        /// Which object.
-        what: &'static str,
-        /// The WebApp.
-        name: String,
-        /// The API error.
-        #[source]
-        source: kube::Error,
-    },
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
 }
 
 /// Shared state of the workers.
 pub struct WebAppOperator {
-    client: Client,
     deployments: Store<Deployment>,
 }
 
 /// The controller for WebApps in `scope`: WebApps are primary; changes to the
 /// Deployments and Services they control bring them back to the queue.
-pub fn controller(
-    client: Client,
-    factory: &InformerFactory,
-    scope: &Scope,
-) -> Controller<WebApp, WebAppOperator> {
-    let deployments = factory.informer::<Deployment>(scope).store().clone();
-    Controller::<WebApp>::builder("webapp", factory, scope)
+pub fn controller(factory: &InformerFactory, scope: &Scope) -> Controller<WebApp, WebAppOperator> {
+    let builder = Controller::<WebApp>::builder(MANAGER, factory, scope)
         .owns::<Deployment>(scope)
         .owns::<Service>(scope)
-        .workers(2)
-        .build(WebAppOperator {
-            client,
-            deployments,
-        })
+        .workers(2);
+    let deployments = builder.store::<Deployment>().expect("owned above");
+    builder.build(WebAppOperator { deployments })
 }
 
 impl Reconcile<WebApp> for WebAppOperator {
@@ -70,46 +57,26 @@ impl Reconcile<WebApp> for WebAppOperator {
         let Some(app) = request.object else {
             return Ok(Action::Done);
         };
-        let name = app.name_any();
-        let namespace = app.namespace().unwrap_or_default();
-        let apply = PatchParams::apply(MANAGER).force();
-        let failed = |what| {
-            let name = name.clone();
-            move |source| Error::Apply { what, name, source }
-        };
-
-        Api::<Deployment>::namespaced(self.client.clone(), &namespace)
-            .patch(&name, &apply, &Patch::Apply(deployment(&app)))
-            .await
-            .map_err(failed("Deployment"))?;
-        Api::<Service>::namespaced(self.client.clone(), &namespace)
-            .patch(&name, &apply, &Patch::Apply(service(&app)))
-            .await
-            .map_err(failed("Service"))?;
+        let apply = request.ctx.applier();
+        apply.apply(&deployment(&app)).await?;
+        apply.apply(&service(&app)).await?;
 
         // Status from the cached Deployment: its changes requeue us, so it converges.
-        let status = self.status(&app, &namespace, &name);
+        let status = self.status(&app);
         if app.status.as_ref() != Some(&status) {
-            let patch = json!({
-                "apiVersion": WebApp::api_version(&()),
-                "kind": WebApp::kind(&()),
-                "status": status,
-            });
-            Api::<WebApp>::namespaced(self.client.clone(), &namespace)
-                .patch_status(&name, &apply, &Patch::Apply(patch))
-                .await
-                .map_err(failed("status"))?;
+            apply.apply_status(&*app, &status).await?;
         }
         Ok(Action::Done)
     }
 }
 
 impl WebAppOperator {
-    fn status(&self, app: &WebApp, namespace: &str, name: &str) -> WebAppStatus {
+    fn status(&self, app: &WebApp) -> WebAppStatus {
+        let name = app.name_any();
         let observed = self
             .deployments
-            .get_named(Some(namespace), name)
-            .filter(|d| is_controlled_by(&d.metadata, app))
+            .get_named(app.namespace().as_deref(), &name)
+            .filter(|d| is_controlled_by(&**d, app))
             .and_then(|d| d.status.clone())
             .unwrap_or_default();
         WebAppStatus {
@@ -121,16 +88,6 @@ impl WebAppOperator {
     }
 }
 
-fn is_controlled_by(
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    app: &WebApp,
-) -> bool {
-    meta.owner_references
-        .iter()
-        .flatten()
-        .any(|r| r.controller == Some(true) && Some(&r.uid) == app.metadata.uid.as_ref())
-}
-
 fn labels(app: &WebApp) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".into(), "webapp".into()),
@@ -139,55 +96,87 @@ fn labels(app: &WebApp) -> BTreeMap<String, String> {
     ])
 }
 
-fn owner(app: &WebApp) -> Value {
-    json!([app
-        .controller_owner_ref(&())
-        .expect("a stored WebApp has a name and UID")])
+/// The metadata of a child: same name and namespace, our labels, controlled by `app`.
+fn child_metadata(app: &WebApp) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(app.name_any()),
+        namespace: app.namespace(),
+        labels: Some(labels(app)),
+        owner_references: app.controller_owner_ref(&()).map(|owner| vec![owner]),
+        ..ObjectMeta::default()
+    }
+}
+
+fn selector(app: &WebApp) -> BTreeMap<String, String> {
+    BTreeMap::from([("app.kubernetes.io/instance".into(), app.name_any())])
 }
 
 /// The Deployment a WebApp describes (only the fields this operator owns).
-pub fn deployment(app: &WebApp) -> Value {
-    let selector = json!({"app.kubernetes.io/instance": app.name_any()});
-    let env: Vec<Value> = app
+pub fn deployment(app: &WebApp) -> Deployment {
+    let env = app
         .spec
         .env
         .iter()
-        .map(|e| json!({"name": e.name, "value": e.value}))
+        .map(|e| EnvVar {
+            name: e.name.clone(),
+            value: Some(e.value.clone()),
+            ..EnvVar::default()
+        })
         .collect();
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": app.name_any(), "labels": labels(app), "ownerReferences": owner(app)},
-        "spec": {
-            "replicas": app.spec.replicas,
-            "selector": {"matchLabels": selector},
-            "template": {
-                "metadata": {"labels": labels(app)},
-                "spec": {"containers": [{
-                    "name": "web",
-                    "image": app.spec.image,
-                    "ports": [{"name": "http", "containerPort": app.spec.port}],
-                    "env": env,
-                }]},
+    let container = Container {
+        name: "web".into(),
+        image: Some(app.spec.image.clone()),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".into()),
+            container_port: app.spec.port,
+            ..ContainerPort::default()
+        }]),
+        env: Some(env),
+        ..Container::default()
+    };
+    Deployment {
+        metadata: child_metadata(app),
+        spec: DeploymentSpec {
+            replicas: Some(app.spec.replicas),
+            selector: LabelSelector {
+                match_labels: Some(selector(app)),
+                ..LabelSelector::default()
             },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(app)),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
         },
-    })
+        status: None,
+    }
 }
 
 /// The Service in front of a WebApp's pods.
-pub fn service(app: &WebApp) -> Value {
+pub fn service(app: &WebApp) -> Service {
     let type_ = match app.spec.service_type {
         ServiceType::ClusterIP => "ClusterIP",
         ServiceType::NodePort => "NodePort",
     };
-    json!({
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": app.name_any(), "labels": labels(app), "ownerReferences": owner(app)},
-        "spec": {
-            "type": type_,
-            "selector": {"app.kubernetes.io/instance": app.name_any()},
-            "ports": [{"name": "http", "port": app.spec.port, "targetPort": "http"}],
-        },
-    })
+    Service {
+        metadata: child_metadata(app),
+        spec: Some(ServiceSpec {
+            type_: Some(type_.into()),
+            selector: Some(selector(app)),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: app.spec.port,
+                target_port: Some(IntOrString::String("http".into())),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    }
 }

@@ -9,17 +9,18 @@
 //! the stores involved have reached those versions.
 //!
 //! ```
-//! use kube_reconcile::{ObjectKey, consistency::ReadYourWrites, store::Store};
+//! use kube_reconcile::{ObjectKey, consistency::ReadYourWrites, store::Writer};
 //! use k8s_openapi::api::core::v1::ConfigMap;
 //!
-//! let cache: Store<ConfigMap> = Store::new();
+//! let writer = Writer::<ConfigMap>::new(); // the informer's side of the cache
+//! let cache = writer.store();
 //! let writes = ReadYourWrites::new();
 //! let owner = ObjectKey::new(Some("default"), "web");
 //!
 //! writes.wrote(&owner, "uid-1", &cache, "42"); // the write returned resourceVersion 42
 //! assert!(writes.ensure_ready(&owner).is_err()); // the cache is behind: retry later
 //!
-//! cache.observe_version(Some("42")); // the informer saw it
+//! writer.observe_version(Some("42")); // the informer saw it
 //! assert!(writes.ensure_ready(&owner).is_ok());
 //! ```
 
@@ -52,7 +53,7 @@ struct Owner {
 }
 
 /// A store's progress, whatever its object type.
-trait VersionedStore: Send + Sync {
+pub(crate) trait VersionedStore: Send + Sync {
     fn version(&self) -> Option<u64>;
     fn kind(&self) -> &'static str;
 }
@@ -101,6 +102,24 @@ impl ReadYourWrites {
         store: &Store<K>,
         resource_version: &str,
     ) {
+        self.wrote_to(
+            owner,
+            owner_uid,
+            TypeId::of::<K>(),
+            || Arc::new(store.clone()),
+            resource_version,
+        );
+    }
+
+    /// [`wrote`](Self::wrote) for a store known by its type id.
+    pub(crate) fn wrote_to(
+        &self,
+        owner: &ObjectKey,
+        owner_uid: &str,
+        type_id: TypeId,
+        store: impl FnOnce() -> Arc<dyn VersionedStore>,
+        resource_version: &str,
+    ) {
         let Ok(version) = resource_version.parse::<u64>() else {
             return;
         };
@@ -115,8 +134,8 @@ impl ReadYourWrites {
         }
         let entry = record
             .writes
-            .entry(TypeId::of::<K>())
-            .or_insert_with(|| (Arc::new(store.clone()), version));
+            .entry(type_id)
+            .or_insert_with(|| (store(), version));
         entry.1 = entry.1.max(version);
     }
 
@@ -155,37 +174,40 @@ mod tests {
     use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 
     use super::*;
+    use crate::store::Writer;
 
     #[test]
     fn waits_for_every_store_written_through() {
-        let (pods, maps) = (Store::<Pod>::new(), Store::<ConfigMap>::new());
+        let (pod_writer, map_writer) = (Writer::<Pod>::new(), Writer::<ConfigMap>::new());
+        let (pods, maps) = (pod_writer.store(), map_writer.store());
         let writes = ReadYourWrites::new();
         let owner = ObjectKey::new(Some("ns"), "web");
         writes.wrote(&owner, "u", &pods, "10");
         writes.wrote(&owner, "u", &pods, "7");
         writes.wrote(&owner, "u", &maps, "12");
-        pods.observe_version(Some("9"));
-        maps.observe_version(Some("12"));
+        pod_writer.observe_version(Some("9"));
+        map_writer.observe_version(Some("12"));
         let lagging = writes.ensure_ready(&owner).unwrap_err();
         assert_eq!(
             (lagging.wrote, lagging.read),
             (10, Some(9)),
             "the highest write counts"
         );
-        pods.observe_version(Some("10"));
+        pod_writer.observe_version(Some("10"));
         assert!(writes.ensure_ready(&owner).is_ok());
-        pods.observe_version(Some("3"));
+        pod_writer.observe_version(Some("3"));
         assert_eq!(pods.resource_version(), Some(10), "versions only rise");
     }
 
     #[test]
     fn a_recreated_owner_starts_afresh_and_forget_clears() {
-        let pods = Store::<Pod>::new();
+        let pod_writer = Writer::<Pod>::new();
+        let pods = pod_writer.store();
         let writes = ReadYourWrites::new();
         let owner = ObjectKey::new(Some("ns"), "web");
         writes.wrote(&owner, "old", &pods, "50");
         writes.wrote(&owner, "new", &pods, "5");
-        pods.observe_version(Some("5"));
+        pod_writer.observe_version(Some("5"));
         assert!(writes.ensure_ready(&owner).is_ok());
         writes.wrote(&owner, "new", &pods, "60");
         writes.forget(&owner);

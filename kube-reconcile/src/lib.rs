@@ -4,11 +4,16 @@
 //! - [`informer`]: one list+watch per type and scope, shared by every consumer in the
 //!   process, filling an indexed [`store`];
 //! - [`queue`]: the work queue and rate limiters (client-go's semantics);
-//! - [`reconcile`]: the [`Reconcile`](reconcile::Reconcile) trait and
-//!   [`Action`](reconcile::Action), a leaf that reconcilers depend on;
+//! - [`reconcile`]: the [`Reconcile`](reconcile::Reconcile) trait,
+//!   [`Action`](reconcile::Action) and [`OnError`](reconcile::OnError), a leaf that
+//!   reconcilers depend on, and the [`context`] each reconcile gets (client, events,
+//!   apply, finalizers, cancellation);
 //! - [`controller`]: the builder and runner tying informers, queue and reconciler
-//!   together, with event [`filter`](controller::filter)s and
+//!   together, with change [`filter`](controller::filter)s and
 //!   [`handler`](controller::handler)s;
+//! - helpers every operator writes by hand otherwise: server-side [`apply`] with a
+//!   field manager, [`finalizer`]s safe against conflicts and stale caches, and
+//!   owners across namespaces ([`OwnerTag`](ownership::OwnerTag));
 //! - [`client`]: client-side request limits (QPS and burst, as client-go);
 //! - [`metrics`]: client-go's and controller-runtime's metric names on
 //!   prometheus-client;
@@ -24,14 +29,17 @@
 //!   fake Nodes and kube-controller-manager — for integration tests and demos.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod apply;
 pub mod client;
 pub mod consistency;
+pub mod context;
 pub mod controller;
 #[cfg(feature = "derive")]
 #[cfg_attr(docsrs, doc(cfg(feature = "derive")))]
 pub mod crd;
 pub mod events;
 pub mod expectations;
+pub mod finalizer;
 pub mod informer;
 mod key;
 pub mod metrics;
@@ -45,3 +53,20 @@ pub mod store;
 pub mod testing;
 
 pub use key::ObjectKey;
+
+/// The names most controllers use, for `use kube_reconcile::prelude::*;`.
+pub mod prelude {
+    #[cfg(unix)]
+    pub use crate::controller::shutdown_signal;
+    pub use crate::{
+        ObjectKey,
+        apply::Applier,
+        context::Context,
+        controller::{Controller, ControllerHandle, Source, filter},
+        events::EventType,
+        finalizer::FinalizerEvent,
+        informer::{Change, InformerFactory, Scope},
+        reconcile::{Action, OnError, Reconcile, Request},
+        store::Store,
+    };
+}

@@ -1,7 +1,9 @@
-//! What a reconciler is: the trait, its request and the [`Action`] it returns.
+//! What a reconciler is: the trait, its request, the [`Action`] it returns and what
+//! happens [`OnError`].
 //!
-//! This module depends on nothing else in the crate but [`ObjectKey`], so reconcilers
-//! (and their tests) can be written against it alone.
+//! The types here depend on nothing in the crate but [`ObjectKey`] and the
+//! [`Context`](crate::context::Context) a request carries, so reconcilers (and their
+//! tests) can be written against this module alone.
 //!
 //! ```
 //! use std::{convert::Infallible, time::Duration};
@@ -26,17 +28,22 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use crate::ObjectKey;
+use crate::{ObjectKey, context::Context};
 
-/// What the reconciler is asked to act on: the key, and the object as the cache holds
-/// it now (`None` if it is gone). The cached object may be a little behind the server;
-/// read uncached when that matters.
+/// What the reconciler is asked to act on: the key, the object as the cache holds it
+/// now (`None` if it is gone), and the [`Context`] of this reconcile (client, event
+/// recorder, server-side apply, finalizers, cancellation). The cached object may be a
+/// little behind the server; the controller makes sure it is not behind the
+/// controller's own writes made through the context (see
+/// [`Context::wrote`](crate::context::Context::wrote)).
 #[derive(Debug)]
 pub struct Request<K> {
     /// The object's `namespace/name`.
     pub key: ObjectKey,
     /// The cached object, if the cache holds one.
     pub object: Option<Arc<K>>,
+    /// This reconcile's context.
+    pub ctx: Context,
 }
 
 impl<K> Clone for Request<K> {
@@ -44,6 +51,7 @@ impl<K> Clone for Request<K> {
         Self {
             key: self.key.clone(),
             object: self.object.clone(),
+            ctx: self.ctx.clone(),
         }
     }
 }
@@ -61,15 +69,30 @@ pub enum Action {
     Requeue,
 }
 
+/// What to do with a key whose reconcile failed: chosen per error by
+/// [`Reconcile::error_policy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// Retry after the rate limiter's next backoff step for this key (the default).
+    Backoff,
+    /// Retry after exactly this delay (the key's backoff history is kept, so a later
+    /// `Backoff` continues where it was).
+    RetryAfter(Duration),
+    /// Do not retry until the next event: bad input a retry cannot fix. Counted in
+    /// `controller_runtime_terminal_reconcile_errors_total`.
+    Terminal,
+}
+
 /// Brings the world in line with one object. Implement it on a struct that holds what
-/// the reconciler needs (clients, stores of other types, an event recorder): `&self`
-/// is the shared context, used by every worker at once.
+/// the reconciler needs (stores of other types, settings): `&self` is the shared
+/// context, used by every worker at once; per-reconcile helpers come in
+/// [`Request::ctx`].
 ///
 /// Reconciles of one key never overlap; reconciles of different keys run concurrently
 /// on up to the controller's worker count.
 pub trait Reconcile<K>: Send + Sync + 'static {
-    /// The reconciler's error. Errors are logged, counted and retried with backoff
-    /// unless [`is_terminal`](Self::is_terminal) says otherwise.
+    /// The reconciler's error. Errors are logged, counted and retried as
+    /// [`error_policy`](Self::error_policy) says.
     type Error: std::error::Error + Send + Sync + 'static;
 
     /// Reconciles one object.
@@ -78,10 +101,9 @@ pub trait Reconcile<K>: Send + Sync + 'static {
         request: Request<K>,
     ) -> impl Future<Output = Result<Action, Self::Error>> + Send;
 
-    /// Whether an error is final (bad input that a retry cannot fix): terminal errors
-    /// are counted in `controller_runtime_terminal_reconcile_errors_total` and not
-    /// retried until the next event. Default: no error is terminal.
-    fn is_terminal(&self, _error: &Self::Error) -> bool {
-        false
+    /// What to do after `error` (kube-runtime's `error_policy`). Default:
+    /// [`OnError::Backoff`] for every error.
+    fn error_policy(&self, _error: &Self::Error, _key: &ObjectKey) -> OnError {
+        OnError::Backoff
     }
 }

@@ -23,17 +23,17 @@ use kube::{
 };
 use kube_reconcile::{
     ObjectKey,
-    consistency::ReadYourWrites,
-    controller::{Controller, ControllerBuilder, handler},
-    events::{EventRecorder, EventType},
+    context::Context,
+    controller::{Controller, handler},
+    events::EventType,
     expectations::UidTrackingExpectations,
-    informer::{self, InformerFactory, Scope},
+    informer::{Change, InformerFactory, Scope},
     ownership::{ClaimError, ControllerRefManager, controller_of},
     reconcile::{Action, Reconcile, Request},
     selector::Selector,
     store::Store,
 };
-use tracing::{debug, warn};
+use tracing::warn;
 
 use super::pods;
 
@@ -77,25 +77,31 @@ pub struct ReplicaSetController {
     replica_sets: Store<ReplicaSet>,
     pods: Store<Pod>,
     expectations: Arc<UidTrackingExpectations>,
-    /// Writes each ReplicaSet's next sync must see in the caches first.
-    writes: ReadYourWrites,
     /// When each ReplicaSet's status was last written (see [`PROGRESS_INTERVAL`]).
     status_written: Mutex<HashMap<ObjectKey, Instant>>,
-    events: EventRecorder,
 }
 
 /// Builds the controller for the ReplicaSets and pods in `scope` (`Scope::all()` for
-/// the whole cluster): ReplicaSets are primary, pod events map to their owner (or, for
-/// orphans, to every ReplicaSet whose selector matches) and feed expectations.
+/// the whole cluster): ReplicaSets are primary, pod changes map to their owner (or, for
+/// orphans, to every ReplicaSet whose selector matches) and feed expectations. Its
+/// events and field manager are named [`NAME`]; it reads its own writes (pod creates
+/// and status) before syncing a ReplicaSet again, as kube-controller-manager does.
 pub fn controller(
     client: Client,
     factory: &InformerFactory,
     scope: &Scope,
     workers: usize,
 ) -> Controller<ReplicaSet, ReplicaSetController> {
-    let replica_sets = factory.informer::<ReplicaSet>(scope);
-    let pods = factory.informer::<Pod>(scope);
-    pods.store().add_index(ORPHANS_INDEX, |pod: &Pod| {
+    let builder = Controller::<ReplicaSet>::builder(NAME, factory, scope);
+    let replica_sets = builder.store::<ReplicaSet>().expect("the primary type");
+    let expectations = Arc::new(UidTrackingExpectations::new());
+    let mapper = {
+        let (replica_sets, expectations) = (replica_sets.clone(), expectations.clone());
+        move |change: &Change<Pod>| pod_event(&replica_sets, &expectations, change)
+    };
+    let builder = builder.watches::<Pod>(scope, mapper);
+    let pods = builder.store::<Pod>().expect("watched above");
+    pods.add_index(ORPHANS_INDEX, |pod: &Pod| {
         let orphan = controller_of(pod).is_none();
         orphan
             .then(|| pod.namespace())
@@ -103,45 +109,34 @@ pub fn controller(
             .into_iter()
             .collect()
     });
-    let expectations = Arc::new(UidTrackingExpectations::new());
-    let mapper = {
-        let (replica_sets, expectations) = (replica_sets.store().clone(), expectations.clone());
-        move |event: &informer::Event<Pod>| pod_event(&replica_sets, &expectations, event)
-    };
-    let builder: ControllerBuilder<ReplicaSet> =
-        Controller::<ReplicaSet>::builder(NAME, factory, scope);
     builder
-        .watches_informer(pods.clone(), mapper)
         .workers(workers)
         .rate_limiter(kube_reconcile::queue::client_go_default())
         .build(ReplicaSetController {
-            events: EventRecorder::new(client.clone(), NAME),
             client,
-            replica_sets: replica_sets.store().clone(),
-            pods: pods.store().clone(),
+            replica_sets,
+            pods,
             expectations,
-            writes: ReadYourWrites::new(),
             status_written: Mutex::default(),
         })
 }
 
-/// Maps a pod event to ReplicaSet keys, recording observed creations and deletions.
+/// Maps a pod change to ReplicaSet keys, recording observed creations and deletions.
 fn pod_event(
     replica_sets: &Store<ReplicaSet>,
     expectations: &UidTrackingExpectations,
-    event: &informer::Event<Pod>,
+    change: &Change<Pod>,
 ) -> Vec<ObjectKey> {
     let owner_key = |pod: &Pod| {
-        handler::enqueue_controller_owner(
-            replica_sets,
-            &informer::Event::Added(Arc::new(pod.clone())),
-        )
+        handler::resolve_controller_owner(replica_sets, pod)
+            .into_iter()
+            .collect::<Vec<_>>()
     };
-    match event {
-        informer::Event::Added(pod) if pod.metadata.deletion_timestamp.is_some() => {
+    match change {
+        Change::Added(pod) if pod.metadata.deletion_timestamp.is_some() => {
             deleted(expectations, pod, owner_key(pod))
         }
-        informer::Event::Added(pod) => match owner_key(pod) {
+        Change::Added(pod) => match owner_key(pod) {
             keys if !keys.is_empty() => {
                 keys.iter().for_each(|k| expectations.creation_observed(k));
                 keys
@@ -149,8 +144,8 @@ fn pod_event(
             _ if controller_of(&**pod).is_none() => matching_replica_sets(replica_sets, pod),
             _ => Vec::new(),
         },
-        informer::Event::Updated { old, new } => {
-            let mut keys = handler::enqueue_controller_owner(replica_sets, event);
+        Change::Updated { old, new } => {
+            let mut keys = handler::enqueue_controller_owner(replica_sets, change);
             if new.metadata.deletion_timestamp.is_some()
                 && old.metadata.deletion_timestamp.is_none()
             {
@@ -165,7 +160,7 @@ fn pod_event(
             keys.dedup();
             keys
         }
-        informer::Event::Deleted(pod) => deleted(expectations, pod, owner_key(pod)),
+        Change::Deleted(pod) => deleted(expectations, pod, owner_key(pod)),
     }
 }
 
@@ -197,17 +192,11 @@ impl Reconcile<ReplicaSet> for ReplicaSetController {
     type Error = Error;
 
     async fn reconcile(&self, request: Request<ReplicaSet>) -> Result<Action, Error> {
-        let key = request.key;
-        // A cache that lacks our own last write would make us repeat it. Expected
-        // after every write, so no error: just back off a little, as
-        // kube-controller-manager does.
-        if let Err(lagging) = self.writes.ensure_ready(&key) {
-            debug!(%key, %lagging, "caches behind this controller's own write; syncing later");
-            return Ok(Action::Requeue);
-        }
+        // The controller has made sure the caches show this ReplicaSet's own last
+        // writes (pod creates, status) before calling us.
+        let (key, ctx) = (request.key, request.ctx);
         let Some(rs) = request.object else {
             self.expectations.delete(&key);
-            self.writes.forget(&key);
             self.lock_status_written().remove(&key);
             return Ok(Action::Done);
         };
@@ -248,14 +237,14 @@ impl Reconcile<ReplicaSet> for ReplicaSetController {
             .count();
 
         let managed = if needs_sync && rs.metadata.deletion_timestamp.is_none() {
-            self.manage_replicas(&key, &rs, &claimed).await
+            self.manage_replicas(&ctx, &key, &rs, &claimed).await
         } else {
             Ok(())
         };
 
         let now = Timestamp::now();
         let status = calculate_status(&rs, &claimed, terminating, managed.as_ref().err(), now);
-        let deferred = self.update_status(&key, &rs, status).await?;
+        let deferred = self.update_status(&ctx, &key, &rs, status).await?;
         managed?;
 
         // Re-check when the next pod becomes available.
@@ -285,6 +274,7 @@ impl ReplicaSetController {
     /// Creates or deletes pods so that `claimed` reaches `spec.replicas`.
     async fn manage_replicas(
         &self,
+        ctx: &Context,
         key: &ObjectKey,
         rs: &ReplicaSet,
         claimed: &[Arc<Pod>],
@@ -293,7 +283,7 @@ impl ReplicaSetController {
         if claimed.len() < wanted {
             let missing = (wanted - claimed.len()).min(BURST_REPLICAS);
             self.expectations.expect_creations(key, missing);
-            let (created, error) = self.create_in_slow_start(rs, missing).await;
+            let (created, error) = self.create_in_slow_start(ctx, rs, missing).await;
             // Pods never attempted, or that failed, will not be observed.
             self.expectations.lower_creations(key, missing - created);
             return error.map_or(Ok(()), |e| Err(Error::ManageReplicas(e)));
@@ -303,7 +293,7 @@ impl ReplicaSetController {
             let victims = self.pods_to_delete(rs, claimed, surplus);
             self.expectations
                 .expect_deletions(key, victims.iter().map(|p| pods::key(p)));
-            let deletions = victims.iter().map(|pod| self.delete_pod(key, rs, pod));
+            let deletions = victims.iter().map(|pod| self.delete_pod(ctx, key, rs, pod));
             let first_error = join_all(deletions).await.into_iter().find_map(Result::err);
             return first_error.map_or(Ok(()), |e| Err(Error::ManageReplicas(e)));
         }
@@ -312,11 +302,16 @@ impl ReplicaSetController {
 
     /// Batches of 1, 2, 4, ... creations, stopping after the first batch with a failure;
     /// returns how many were created and the first error.
-    async fn create_in_slow_start(&self, rs: &ReplicaSet, count: usize) -> (usize, Option<String>) {
+    async fn create_in_slow_start(
+        &self,
+        ctx: &Context,
+        rs: &ReplicaSet,
+        count: usize,
+    ) -> (usize, Option<String>) {
         let (mut created, mut batch) = (0, 1);
         while created < count {
             let size = batch.min(count - created);
-            let results = join_all((0..size).map(|_| self.create_pod(rs))).await;
+            let results = join_all((0..size).map(|_| self.create_pod(ctx, rs))).await;
             let successes = results.iter().filter(|r| r.is_ok()).count();
             created += successes;
             if let Some(error) = results.into_iter().find_map(Result::err) {
@@ -327,7 +322,7 @@ impl ReplicaSetController {
         (created, None)
     }
 
-    async fn create_pod(&self, rs: &ReplicaSet) -> Result<(), String> {
+    async fn create_pod(&self, ctx: &Context, rs: &ReplicaSet) -> Result<(), String> {
         let template = rs.spec.template.clone().unwrap_or_default();
         let template_meta = template.metadata.unwrap_or_default();
         let pod = Pod {
@@ -349,26 +344,29 @@ impl ReplicaSetController {
             .await
         {
             Ok(created) => {
-                let version = created.resource_version().unwrap_or_default();
-                let uid = rs.uid().unwrap_or_default();
-                self.writes
-                    .wrote(&ObjectKey::of(rs), &uid, &self.pods, &version);
+                ctx.wrote(&created);
                 let note = format!("Created pod: {}", created.name_any());
-                self.event(rs, EventType::Normal, "SuccessfulCreate", &note);
+                ctx.event(EventType::Normal, "SuccessfulCreate", &note);
                 Ok(())
             }
             Err(error) => {
                 let note = format!("Error creating: {}", api_message(&error));
                 // A namespace being deleted refuses every create; no event for that.
                 if !is_namespace_terminating(&error) {
-                    self.event(rs, EventType::Warning, "FailedCreate", &note);
+                    ctx.event(EventType::Warning, "FailedCreate", &note);
                 }
                 Err(note)
             }
         }
     }
 
-    async fn delete_pod(&self, key: &ObjectKey, rs: &ReplicaSet, pod: &Pod) -> Result<(), String> {
+    async fn delete_pod(
+        &self,
+        ctx: &Context,
+        key: &ObjectKey,
+        rs: &ReplicaSet,
+        pod: &Pod,
+    ) -> Result<(), String> {
         let namespace = rs.namespace().unwrap_or_default();
         match self
             .api::<Pod>(&namespace)
@@ -377,7 +375,7 @@ impl ReplicaSetController {
         {
             Ok(_) => {
                 let note = format!("Deleted pod: {}", pod.name_any());
-                self.event(rs, EventType::Normal, "SuccessfulDelete", &note);
+                ctx.event(EventType::Normal, "SuccessfulDelete", &note);
                 Ok(())
             }
             // Already gone: its delete event settles the expectation.
@@ -385,7 +383,7 @@ impl ReplicaSetController {
             Err(error) => {
                 self.expectations.deletion_observed(key, &pods::key(pod));
                 let note = format!("Error deleting: {}", api_message(&error));
-                self.event(rs, EventType::Warning, "FailedDelete", &note);
+                ctx.event(EventType::Warning, "FailedDelete", &note);
                 Err(note)
             }
         }
@@ -438,11 +436,6 @@ impl ReplicaSetController {
             }
         }
         on_node
-    }
-
-    fn event(&self, rs: &ReplicaSet, type_: EventType, reason: &str, message: &str) {
-        self.events
-            .record(&rs.object_ref(&()), type_, reason, message);
     }
 }
 

@@ -19,7 +19,7 @@ use kube::{
     ResourceExt,
     api::{Patch, PatchParams},
 };
-use kube_reconcile::ObjectKey;
+use kube_reconcile::{ObjectKey, context::Context};
 
 use super::{Error, NAME, PROGRESS_INTERVAL, ReplicaSetController, pods};
 
@@ -29,6 +29,7 @@ impl ReplicaSetController {
     /// per [`PROGRESS_INTERVAL`]; then the write is deferred and its delay returned.
     pub(super) async fn update_status(
         &self,
+        ctx: &Context,
         key: &ObjectKey,
         rs: &ReplicaSet,
         status: ReplicaSetStatus,
@@ -60,9 +61,7 @@ impl ReplicaSetController {
             })?;
         self.lock_status_written()
             .insert(key.clone(), Instant::now());
-        let version = updated.resource_version().unwrap_or_default();
-        let uid = rs.uid().unwrap_or_default();
-        self.writes.wrote(key, &uid, &self.replica_sets, &version);
+        ctx.wrote(&updated);
         Ok(None)
     }
 

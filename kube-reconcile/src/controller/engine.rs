@@ -10,20 +10,21 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::{
     ObjectKey,
-    informer::Informer,
+    context::{self, Context},
     metrics::{Metrics, controller_labels, result_labels},
     queue::WorkQueue,
-    reconcile::{Action, Reconcile, Request},
+    reconcile::{Action, OnError, Reconcile, Request},
+    store::Store,
 };
 
 pub(super) struct Engine<K, R> {
-    pub(super) name: String,
-    pub(super) primary: Informer<K>,
+    pub(super) primary: Store<K>,
     pub(super) reconciler: Arc<R>,
     pub(super) queue: WorkQueue<ObjectKey>,
     pub(super) workers: usize,
     pub(super) metrics: Option<Metrics>,
     pub(super) shutdown_timeout: Duration,
+    pub(super) context: Arc<context::Shared>,
 }
 
 /// How one reconcile ended, for the `result` label and the queue.
@@ -31,7 +32,7 @@ enum Outcome {
     Success,
     Requeue,
     RequeueAfter(Duration),
-    Error { terminal: bool },
+    Error(OnError),
     Panic,
 }
 
@@ -40,6 +41,10 @@ where
     K: Resource<DynamicType = ()> + Send + Sync + 'static,
     R: Reconcile<K>,
 {
+    fn name(&self) -> &str {
+        &self.context.name
+    }
+
     /// Runs the workers until `shutdown`, then drains in-flight work within the timeout.
     pub(super) async fn run(&self, shutdown: impl Future<Output = ()>) {
         let (stop, stopped) = watch::channel(false);
@@ -50,17 +55,18 @@ where
         for _ in 0..self.workers {
             workers.spawn(self.worker(stopped.clone()));
         }
-        info!(controller = %self.name, workers = self.workers, "caches synced; workers started");
+        info!(controller = %self.name(), workers = self.workers, "caches synced; workers started");
         shutdown.await;
 
-        info!(controller = %self.name, "shutting down: waiting for in-flight reconciles");
+        info!(controller = %self.name(), "shutting down: waiting for in-flight reconciles");
+        self.context.cancel.cancel();
         let _ = stop.send(true);
         let drained = async { while workers.join_next().await.is_some() {} };
         if tokio::time::timeout(self.shutdown_timeout, drained)
             .await
             .is_err()
         {
-            warn!(controller = %self.name, timeout = ?self.shutdown_timeout,
+            warn!(controller = %self.name(), timeout = ?self.shutdown_timeout,
                   "in-flight reconciles did not finish in time; cancelling them");
             workers.abort_all();
             while workers.join_next().await.is_some() {}
@@ -71,7 +77,7 @@ where
     /// them before the first error happens.
     fn initialise_metrics(&self, metrics: &Metrics) {
         let families = metrics.controller();
-        let labels = controller_labels(&self.name);
+        let labels = controller_labels(self.name());
         let max = i64::try_from(self.workers).unwrap_or(i64::MAX);
         families.max_concurrent.get_or_create(&labels).set(max);
         // Each call creates the series; the returned read guards are not needed.
@@ -82,7 +88,7 @@ where
         for result in ["success", "error", "requeue", "requeue_after"] {
             let _ = families
                 .reconcile_total
-                .get_or_create(&result_labels(&self.name, result));
+                .get_or_create(&result_labels(self.name(), result));
         }
     }
 
@@ -92,11 +98,11 @@ where
         mut stopped: watch::Receiver<bool>,
     ) -> impl Future<Output = ()> + Send + 'static {
         let worker = Worker {
-            name: self.name.clone(),
             primary: self.primary.clone(),
             reconciler: self.reconciler.clone(),
             queue: self.queue.clone(),
             metrics: self.metrics.clone(),
+            context: self.context.clone(),
         };
         async move {
             loop {
@@ -115,11 +121,11 @@ where
 }
 
 struct Worker<K, R> {
-    name: String,
-    primary: Informer<K>,
+    primary: Store<K>,
     reconciler: Arc<R>,
     queue: WorkQueue<ObjectKey>,
     metrics: Option<Metrics>,
+    context: Arc<context::Shared>,
 }
 
 impl<K, R> Worker<K, R>
@@ -127,23 +133,54 @@ where
     K: Resource<DynamicType = ()> + Send + Sync + 'static,
     R: Reconcile<K>,
 {
+    fn name(&self) -> &str {
+        &self.context.name
+    }
+
+    /// Whether the caches still lag behind this key's last writes (then it is
+    /// requeued with backoff, and not reconciled now).
+    fn behind_own_writes(&self, key: &ObjectKey, object: Option<&K>) -> bool {
+        let Some(writes) = &self.context.writes else {
+            return false;
+        };
+        if object.is_none() {
+            writes.forget(key);
+            return false;
+        }
+        match writes.ensure_ready(key) {
+            Ok(()) => false,
+            Err(lagging) => {
+                debug!(controller = %self.name(), %key, %lagging,
+                       "caches behind this controller's own write; reconciling later");
+                true
+            }
+        }
+    }
+
     async fn process(&self, key: ObjectKey) {
+        let object = self.primary.get(&key);
+        if self.behind_own_writes(&key, object.as_deref()) {
+            self.queue.add_rate_limited(key.clone());
+            self.queue.done(&key);
+            return;
+        }
         let span = info_span!(
             "reconcile",
-            controller = %self.name,
+            controller = %self.name(),
             kind = %K::kind(&()),
             namespace = key.namespace().unwrap_or_default(),
             name = key.name(),
         );
         let request = Request {
+            ctx: Context::for_object(&self.context, key.clone(), object.as_deref()),
             key: key.clone(),
-            object: self.primary.store().get(&key),
+            object,
         };
         let active = self.metrics.as_ref().map(|m| {
             let gauge = m
                 .controller()
                 .active_workers
-                .get_or_create_owned(&controller_labels(&self.name));
+                .get_or_create_owned(&controller_labels(self.name()));
             gauge.inc();
             gauge
         });
@@ -157,7 +194,7 @@ where
             active.dec();
         }
 
-        let outcome = span.in_scope(|| self.judge(reconciled, elapsed));
+        let outcome = span.in_scope(|| self.judge(&key, reconciled, elapsed));
         self.record(&outcome, elapsed);
         match outcome {
             Outcome::Success => self.queue.forget(&key),
@@ -165,16 +202,18 @@ where
                 self.queue.forget(&key);
                 self.queue.add_after(key.clone(), delay);
             }
-            Outcome::Requeue | Outcome::Error { terminal: false } | Outcome::Panic => {
+            Outcome::Requeue | Outcome::Error(OnError::Backoff) | Outcome::Panic => {
                 self.queue.add_rate_limited(key.clone())
             }
-            Outcome::Error { terminal: true } => self.queue.forget(&key),
+            Outcome::Error(OnError::RetryAfter(delay)) => self.queue.add_after(key.clone(), delay),
+            Outcome::Error(OnError::Terminal) => self.queue.forget(&key),
         }
         self.queue.done(&key);
     }
 
     fn judge(
         &self,
+        key: &ObjectKey,
         reconciled: Result<Result<Action, R::Error>, Box<dyn Any + Send>>,
         elapsed: Duration,
     ) -> Outcome {
@@ -192,17 +231,19 @@ where
                 Outcome::Requeue
             }
             Ok(Err(err)) => {
-                let terminal = self.reconciler.is_terminal(&err);
+                let policy = self.reconciler.error_policy(&err, key);
                 let error: &dyn std::error::Error = &err;
-                if terminal {
-                    error!(
+                match policy {
+                    OnError::Terminal => error!(
                         error,
                         "reconcile failed with a terminal error; not retrying"
-                    );
-                } else {
-                    warn!(error, "reconcile failed; retrying with backoff");
+                    ),
+                    OnError::Backoff => warn!(error, "reconcile failed; retrying with backoff"),
+                    OnError::RetryAfter(delay) => {
+                        warn!(error, ?delay, "reconcile failed; retrying after a delay")
+                    }
                 }
-                Outcome::Error { terminal }
+                Outcome::Error(policy)
             }
             Err(panic) => {
                 let message = panic_message(panic.as_ref());
@@ -215,7 +256,7 @@ where
     fn record(&self, outcome: &Outcome, elapsed: Duration) {
         let Some(metrics) = &self.metrics else { return };
         let families = metrics.controller();
-        let labels = controller_labels(&self.name);
+        let labels = controller_labels(self.name());
         families
             .reconcile_time
             .get_or_create(&labels)
@@ -224,16 +265,16 @@ where
             Outcome::Success => "success",
             Outcome::Requeue => "requeue",
             Outcome::RequeueAfter(_) => "requeue_after",
-            Outcome::Error { .. } | Outcome::Panic => "error",
+            Outcome::Error(_) | Outcome::Panic => "error",
         };
         families
             .reconcile_total
-            .get_or_create(&result_labels(&self.name, result))
+            .get_or_create(&result_labels(self.name(), result))
             .inc();
         match outcome {
-            Outcome::Error { terminal } => {
+            Outcome::Error(policy) => {
                 families.reconcile_errors.get_or_create(&labels).inc();
-                if *terminal {
+                if *policy == OnError::Terminal {
                     families.terminal_errors.get_or_create(&labels).inc();
                 }
             }

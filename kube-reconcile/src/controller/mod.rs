@@ -1,78 +1,79 @@
 //! Controllers: informers feed a work queue, workers run a [`Reconcile`] per key.
 //!
 //! [`Controller::builder`] names the primary type; [`owns`](ControllerBuilder::owns)
-//! adds child types (events enqueue the controller owner), [`watches`]
-//! (ControllerBuilder::watches) any type with a mapper, [`filter`]
-//! (ControllerBuilder::filter) drops primary events that should not enqueue.
-//! [`Controller::run`] starts the informers, waits until every cache it reads has
-//! synced, runs the workers, and on shutdown stops taking keys and lets in-flight
-//! reconciles finish within [`shutdown_timeout`](ControllerBuilder::shutdown_timeout).
+//! adds child types (changes enqueue the controller owner), [`watches`]
+//! (ControllerBuilder::watches) any type with a mapper; each watched type is one
+//! [`Source`], with its own filters. The builder hands out the [`Store`] of each type it
+//! watches ([`store`](ControllerBuilder::store)), so a reconciler reads exactly the
+//! caches the controller waits for.
+//!
+//! [`Controller::start`] runs the controller on its own task and returns a
+//! [`ControllerHandle`] to stop and join it; [`Controller::run`] runs it until a
+//! future completes. Either way the controller starts the informers it reads, waits
+//! until every one has synced, runs the workers, and on shutdown cancels the
+//! reconciles' [cancellation token](crate::context::Context::cancellation), stops
+//! taking keys, lets in-flight reconciles finish within
+//! [`shutdown_timeout`](ControllerBuilder::shutdown_timeout), and releases its
+//! informers: an informer stops when the last controller reading it stops.
+//!
+//! By default a controller reads its own writes: what a reconcile wrote through its
+//! [`Context`](crate::context::Context) must show in the controller's caches before
+//! the same object is reconciled again (see
+//! [`read_your_writes`](ControllerBuilder::read_your_writes)).
 //!
 //! ```no_run
 //! # async fn demo(client: kube::Client) -> Result<(), Box<dyn std::error::Error>> {
 //! use std::convert::Infallible;
 //! use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Pod};
-//! use kube_reconcile::{
-//!     controller::{Controller, filter, shutdown_signal},
-//!     informer::{InformerFactory, Scope},
-//!     reconcile::{Action, Reconcile, Request},
-//! };
+//! use kube_reconcile::prelude::*;
 //!
-//! struct Reconciler;
+//! struct Reconciler {
+//!     pods: Store<Pod>,
+//! }
 //! impl Reconcile<ReplicaSet> for Reconciler {
 //!     type Error = Infallible;
 //!     async fn reconcile(&self, request: Request<ReplicaSet>) -> Result<Action, Infallible> {
-//!         println!("reconciling {}", request.key);
+//!         let namespace = request.key.namespace().unwrap_or_default();
+//!         println!("{}: {} pods in its namespace", request.key, self.pods.list_namespace(namespace).len());
 //!         Ok(Action::Done)
 //!     }
 //! }
 //!
 //! let informers = InformerFactory::new(client);
-//! Controller::builder("replicaset", &informers, &Scope::all())
+//! let builder = Controller::<ReplicaSet>::builder("replicaset", &informers, &Scope::all())
 //!     .filter(filter::generation_changed)
 //!     .owns::<Pod>(&Scope::all())
-//!     .workers(5)
-//!     .build(Reconciler)
-//!     .run(shutdown_signal())
-//!     .await;
+//!     .workers(5);
+//! let pods = builder.store::<Pod>().expect("owns pods");
+//! let controller = builder.build(Reconciler { pods }).start();
+//! shutdown_signal().await;
+//! controller.shutdown().await;
 //! # Ok(()) }
 //! ```
 
 mod engine;
 pub mod filter;
 pub mod handler;
+mod source;
 
-use std::{fmt::Debug, future::Future, sync::Arc, time::Duration};
+use std::{collections::HashMap, fmt::Debug, future::Future, sync::Arc, time::Duration};
 
-use futures::future::BoxFuture;
-use kube::Resource;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
-    ObjectKey,
-    informer::{Event, HandlerId, Informer, InformerFactory, Scope, Watchable},
+    ObjectKey, context,
+    events::EventRecorder,
+    informer::{Change, Informer, InformerFactory, Watchable},
     metrics::Metrics,
     queue::{QueueMetricsProvider, RateLimiter, WorkQueue},
     reconcile::Reconcile,
+    store::Store,
 };
 pub use filter::Filter;
 pub use handler::Mapper;
-
-/// A cache the controller reads: started with it, waited for before workers start.
-trait Cache: Send + Sync {
-    fn start(&self);
-    fn wait_for_sync(&self) -> BoxFuture<'_, ()>;
-}
-
-impl<K: Resource + Clone + Send + Sync + 'static> Cache for Informer<K> {
-    fn start(&self) {
-        Informer::start(self)
-    }
-    fn wait_for_sync(&self) -> BoxFuture<'_, ()> {
-        Box::pin(Informer::wait_for_sync(self))
-    }
-}
-
-type Registration = Box<dyn FnOnce(WorkQueue<ObjectKey>) -> Box<dyn FnOnce() + Send> + Send>;
+pub use source::Source;
+use source::{Watch, Watched};
 
 /// Configures a controller; made by [`Controller::builder`].
 #[must_use]
@@ -80,19 +81,21 @@ pub struct ControllerBuilder<K> {
     name: String,
     factory: InformerFactory,
     primary: Informer<K>,
-    filters: Vec<Filter<K>>,
-    caches: Vec<Arc<dyn Cache>>,
-    registrations: Vec<Registration>,
+    primary_filters: Vec<Filter<K>>,
+    /// The secondary sources, in the order they were added.
+    watches: Vec<Box<dyn Watched>>,
     workers: usize,
     rate_limiter: Option<Box<dyn RateLimiter<ObjectKey>>>,
     metrics: Option<Metrics>,
     shutdown_timeout: Duration,
+    read_your_writes: bool,
 }
 
 impl<K> Debug for ControllerBuilder<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ControllerBuilder")
             .field("name", &self.name)
+            .field("watches", &(self.watches.len() + 1))
             .field("workers", &self.workers)
             .finish_non_exhaustive()
     }
@@ -102,58 +105,56 @@ impl<K> ControllerBuilder<K>
 where
     K: Watchable,
 {
-    /// Drops primary-type events for which `filter` returns false (see [`filter`] for
+    /// Drops primary-type changes for which `filter` returns false (see [`filter`] for
     /// ready-made ones). Several filters must all pass.
-    pub fn filter(mut self, filter: impl Fn(&Event<K>) -> bool + Send + Sync + 'static) -> Self {
-        self.filters.push(Arc::new(filter));
+    pub fn filter(mut self, filter: impl Fn(&Change<K>) -> bool + Send + Sync + 'static) -> Self {
+        self.primary_filters.push(Arc::new(filter));
         self
     }
 
-    /// Watches children of type `C` in `scope`: each event enqueues the child's
-    /// controller owner if it is a `K` (old and new owner on an update).
-    pub fn owns<C>(self, scope: &Scope) -> Self
+    /// Watches children of type `C` from `source` (a `&Scope`, or a [`Source`] with
+    /// filters): each change enqueues the child's controller owner if it is a cached
+    /// `K` with the referenced UID (old and new owner on an update).
+    pub fn owns<C>(self, source: impl Into<Source<C>>) -> Self
     where
         C: Watchable,
     {
         let primary = self.primary.store().clone();
-        self.watches::<C>(scope, move |event| {
-            handler::enqueue_controller_owner(&primary, event)
+        self.watches::<C>(source, move |change| {
+            handler::enqueue_controller_owner(&primary, change)
         })
     }
 
-    /// Watches `W` in `scope`, enqueueing the keys `mapper` returns for each event.
+    /// Watches `W` from `source`, enqueueing the keys `mapper` returns for each change
+    /// that passes the source's filters.
     pub fn watches<W>(
-        self,
-        scope: &Scope,
-        mapper: impl Fn(&Event<W>) -> Vec<ObjectKey> + Send + Sync + 'static,
+        mut self,
+        source: impl Into<Source<W>>,
+        mapper: impl Fn(&Change<W>) -> Vec<ObjectKey> + Send + Sync + 'static,
     ) -> Self
     where
         W: Watchable,
     {
-        let informer = self.factory.informer::<W>(scope);
-        self.watches_informer(informer, mapper)
-    }
-
-    /// Watches an informer you built (e.g. a metadata-only one from
-    /// [`InformerFactory::metadata_informer`]), enqueueing what `mapper` returns.
-    pub fn watches_informer<W>(
-        mut self,
-        informer: Informer<W>,
-        mapper: impl Fn(&Event<W>) -> Vec<ObjectKey> + Send + Sync + 'static,
-    ) -> Self
-    where
-        W: Resource + Clone + Send + Sync + 'static,
-    {
-        self.caches.push(Arc::new(informer.clone()));
-        self.registrations.push(Box::new(move |queue| {
-            let id = informer.add_handler(move |event| {
-                for key in mapper(event) {
-                    queue.add(key);
-                }
-            });
-            remover(informer, id)
+        let (informer, filters) = source.into().resolve(&self.factory);
+        self.watches.push(Box::new(Watch {
+            informer,
+            filters,
+            mapper: Arc::new(mapper),
         }));
         self
+    }
+
+    /// The cache of a type this controller watches (`K` itself, or a type given to
+    /// [`owns`](Self::owns) or [`watches`](Self::watches) so far), for the reconciler
+    /// to read. The controller waits for it to sync before reconciling. If a type is
+    /// watched from several sources, the first one's store. `None` if `W` is not
+    /// watched.
+    pub fn store<W: 'static>(&self) -> Option<Store<W>> {
+        if std::any::TypeId::of::<W>() == std::any::TypeId::of::<K>() {
+            let primary: Box<dyn std::any::Any> = Box::new(self.primary.store().clone());
+            return primary.downcast::<Store<W>>().ok().map(|store| *store);
+        }
+        source::store_of::<W>(&self.watches)
     }
 
     /// How many keys are reconciled at once (default 1). Reconciles of one key never
@@ -177,9 +178,23 @@ where
     }
 
     /// How long in-flight reconciles may run after shutdown begins before they are
-    /// cancelled (default 30 s).
+    /// cancelled (default 30 s). Their cancellation token fires at once.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Whether to read your own writes (default `true`): a key is reconciled only once
+    /// the watched caches show every write its last reconcile made through its
+    /// [`Context`](crate::context::Context) (apply, finalizer edits,
+    /// [`Context::wrote`](crate::context::Context::wrote)); until then it is
+    /// requeued with the rate limiter's backoff, as kube-controller-manager's
+    /// consistency store does. Writes to types the controller does not watch are not
+    /// waited for. Caveat: a cache scoped by a selector that excludes what the
+    /// controller writes sees that write's version only with its next in-scope
+    /// change; turn this off for such a controller.
+    pub fn read_your_writes(mut self, enabled: bool) -> Self {
+        self.read_your_writes = enabled;
         self
     }
 
@@ -193,61 +208,52 @@ where
             let provider: Arc<dyn QueueMetricsProvider> = Arc::new(metrics.clone());
             queue = queue.metrics(provider);
         }
-        let queue = queue.build();
-
-        let filters = self.filters;
-        let mut registrations = self.registrations;
-        let primary = self.primary.clone();
-        registrations.insert(
+        let mut watches = self.watches;
+        watches.insert(
             0,
-            Box::new(move |queue: WorkQueue<ObjectKey>| {
-                let id = primary.add_handler(move |event| {
-                    if filters.iter().all(|f| f(event)) {
-                        for key in handler::enqueue_self(event) {
-                            queue.add(key);
-                        }
-                    }
-                });
-                remover(primary, id)
+            Box::new(Watch {
+                informer: self.primary.clone(),
+                filters: self.primary_filters,
+                mapper: Arc::new(handler::enqueue_self::<K>),
             }),
         );
-        let mut caches = self.caches;
-        caches.insert(0, Arc::new(self.primary.clone()));
         Controller {
-            engine: engine::Engine {
-                name: self.name,
-                primary: self.primary,
-                reconciler: Arc::new(reconciler),
-                queue,
-                workers: self.workers,
-                metrics: self.metrics,
-                shutdown_timeout: self.shutdown_timeout,
-            },
-            caches,
-            registrations,
+            name: self.name,
+            client: self.factory.client().clone(),
+            primary: self.primary,
+            watches,
+            reconciler: Arc::new(reconciler),
+            queue: queue.build(),
+            workers: self.workers,
+            metrics: self.metrics,
+            shutdown_timeout: self.shutdown_timeout,
+            read_your_writes: self.read_your_writes,
         }
     }
 }
 
-fn remover<W: Resource + Clone + Send + Sync + 'static>(
-    informer: Informer<W>,
-    id: HandlerId,
-) -> Box<dyn FnOnce() + Send> {
-    Box::new(move || informer.remove_handler(id))
-}
-
-/// A built controller; [`run`](Self::run) it.
+/// A built controller: [`start`](Self::start) it, or [`run`](Self::run) it until a
+/// future completes.
 pub struct Controller<K, R = ()> {
-    engine: engine::Engine<K, R>,
-    caches: Vec<Arc<dyn Cache>>,
-    registrations: Vec<Registration>,
+    name: String,
+    client: kube::Client,
+    primary: Informer<K>,
+    /// Every source, the primary first.
+    watches: Vec<Box<dyn Watched>>,
+    reconciler: Arc<R>,
+    queue: WorkQueue<ObjectKey>,
+    workers: usize,
+    metrics: Option<Metrics>,
+    shutdown_timeout: Duration,
+    read_your_writes: bool,
 }
 
 impl<K, R> Debug for Controller<K, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Controller")
-            .field("name", &self.engine.name)
-            .field("workers", &self.engine.workers)
+            .field("name", &self.name)
+            .field("watches", &self.watches.len())
+            .field("workers", &self.workers)
             .finish_non_exhaustive()
     }
 }
@@ -256,24 +262,26 @@ impl<K> Controller<K, ()>
 where
     K: Watchable,
 {
-    /// Starts configuring a controller named `name` (its queue's metric label and log
-    /// field) for primary type `K` in `scope`, with informers from `factory`.
+    /// Starts configuring a controller named `name` (its queue's metric label, log
+    /// field, field manager and event source) for primary type `K` from `source` (a
+    /// `&Scope`, or a [`Source`]), with informers from `factory`.
     pub fn builder(
         name: impl Into<String>,
         factory: &InformerFactory,
-        scope: &Scope,
+        source: impl Into<Source<K>>,
     ) -> ControllerBuilder<K> {
+        let (primary, primary_filters) = source.into().resolve(factory);
         ControllerBuilder {
             name: name.into(),
             factory: factory.clone(),
-            primary: factory.informer::<K>(scope),
-            filters: Vec::new(),
-            caches: Vec::new(),
-            registrations: Vec::new(),
+            primary,
+            primary_filters,
+            watches: Vec::new(),
             workers: 1,
             rate_limiter: None,
             metrics: None,
             shutdown_timeout: Duration::from_secs(30),
+            read_your_writes: true,
         }
     }
 }
@@ -285,36 +293,118 @@ where
 {
     /// The controller's work queue, e.g. to enqueue a key by hand.
     pub fn queue(&self) -> &WorkQueue<ObjectKey> {
-        &self.engine.queue
+        &self.queue
+    }
+
+    /// Runs the controller on a new task; the handle stops and joins it.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn start(self) -> ControllerHandle {
+        let stop = CancellationToken::new();
+        let name = self.name.clone();
+        let task = tokio::spawn(self.run(stop.clone().cancelled_owned()));
+        ControllerHandle { name, stop, task }
     }
 
     /// Runs until `shutdown` completes: subscribes to the informers, starts them, waits
     /// for every cache to sync, then reconciles with the configured workers. On
-    /// shutdown it stops taking keys, waits up to the shutdown timeout for in-flight
-    /// reconciles, cancels the rest, and unsubscribes.
+    /// shutdown it cancels the reconciles' token, stops taking keys, waits up to the
+    /// shutdown timeout for in-flight reconciles, aborts the rest, and releases its
+    /// informers (each stops if no other controller reads it).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
-        let removers: Vec<_> = self
-            .registrations
-            .into_iter()
-            .map(|register| register(self.engine.queue.clone()))
+        let attached: Vec<_> = self
+            .watches
+            .iter()
+            .map(|watch| watch.attach(self.queue.clone()))
             .collect();
-        for cache in &self.caches {
-            cache.start();
-        }
-        let synced = futures::future::join_all(self.caches.iter().map(|c| c.wait_for_sync()));
+        let synced = futures::future::join_all(self.watches.iter().map(|w| w.wait_for_sync()));
         tokio::pin!(shutdown);
-        tokio::select! {
-            _ = synced => self.engine.run(shutdown).await,
-            _ = &mut shutdown => {}
+        let synced = tokio::select! {
+            _ = synced => true,
+            _ = &mut shutdown => false,
+        };
+        if synced {
+            let engine = engine::Engine {
+                primary: self.primary.store().clone(),
+                reconciler: self.reconciler.clone(),
+                queue: self.queue.clone(),
+                workers: self.workers,
+                metrics: self.metrics.clone(),
+                shutdown_timeout: self.shutdown_timeout,
+                context: Arc::new(self.context()),
+            };
+            engine.run(shutdown).await;
         }
-        for remove in removers {
-            remove();
+        drop(attached);
+        self.queue.shutdown();
+    }
+
+    fn context(&self) -> context::Shared {
+        let stores: HashMap<_, _> = self
+            .watches
+            .iter()
+            .rev() // the first source of a type wins
+            .map(|watch| (watch.watched_type(), watch.versioned()))
+            .collect();
+        context::Shared {
+            name: self.name.as_str().into(),
+            recorder: EventRecorder::new(self.client.clone(), &self.name),
+            client: self.client.clone(),
+            cancel: CancellationToken::new(),
+            writes: self
+                .read_your_writes
+                .then(|| Arc::new(crate::consistency::ReadYourWrites::new())),
+            stores,
         }
-        self.engine.queue.shutdown();
+    }
+}
+
+/// A running controller, from [`Controller::start`]. Dropping the handle leaves the
+/// controller running; [`shutdown`](Self::shutdown) stops it and waits.
+#[derive(Debug)]
+pub struct ControllerHandle {
+    name: String,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl ControllerHandle {
+    /// The controller's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Begins a graceful shutdown (see [`Controller::run`]); returns at once.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// Whether the controller has stopped.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Waits until the controller has stopped (after [`stop`](Self::stop), or a
+    /// panic outside any reconcile, which is re-raised here).
+    pub async fn join(self) {
+        if let Err(error) = self.task.await
+            && error.is_panic()
+        {
+            std::panic::resume_unwind(error.into_panic());
+        }
+    }
+
+    /// Stops the controller and waits until it has: in-flight reconciles finish or
+    /// are aborted after the shutdown timeout, and its informers are released.
+    pub async fn shutdown(self) {
+        self.stop();
+        self.join().await;
     }
 }
 
 /// Completes on SIGTERM or Ctrl-C (SIGINT): the usual trigger for a graceful shutdown.
+#[cfg(unix)]
 pub async fn shutdown_signal() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

@@ -188,8 +188,8 @@ impl InformerFactory {
     {
         self.get_or_create(scope, || {
             let api = K::Scope::api::<K>(self.client.clone(), scope.namespace.as_deref());
-            let stream = watcher(api, scope.watcher_config());
-            Informer::from_stream(stream, transform)
+            let config = scope.watcher_config();
+            Informer::from_watch(move || watcher(api.clone(), config.clone()), transform)
         })
     }
 
@@ -205,8 +205,11 @@ impl InformerFactory {
                 self.client.clone(),
                 scope.namespace.as_deref(),
             );
-            let stream = watcher(api, scope.watcher_config());
-            Informer::from_stream(stream, Some(strip_managed_fields()))
+            let config = scope.watcher_config();
+            Informer::from_watch(
+                move || watcher(api.clone(), config.clone()),
+                Some(strip_managed_fields()),
+            )
         })
     }
 
@@ -255,7 +258,9 @@ impl InformerFactory {
         self.len() == 0
     }
 
-    /// Stops every informer's list+watch.
+    /// Stops every informer's list+watch, whoever reads it. Rarely needed: informers
+    /// that controllers read stop on their own when the last of those controllers
+    /// stops (see [`Informer::reader`]).
     pub fn shutdown(&self) {
         for entry in self.lock().values() {
             (entry.stop)();

@@ -30,7 +30,7 @@ use std::{
     fmt,
     sync::{
         Arc, Mutex, RwLock,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
 };
 
@@ -41,11 +41,15 @@ use tracing::{debug, warn};
 pub use factory::{InformerFactory, Scope, ScopedApi, Watchable};
 pub use subscription::{Notification, Subscription};
 
-use crate::{ObjectKey, store::Store};
+use crate::{
+    ObjectKey,
+    store::{Store, Writer},
+};
 
-/// A change an informer saw. Objects are shared with the store.
+/// A change an informer saw. Objects are shared with the store. (Named `Change`, not
+/// `Event`, so it never reads as a Kubernetes Event; see [`crate::events`] for those.)
 #[derive(Debug)]
-pub enum Event<K> {
+pub enum Change<K> {
     /// A new object.
     Added(Arc<K>),
     /// A changed object: what the store held, and what it holds now.
@@ -59,7 +63,7 @@ pub enum Event<K> {
     Deleted(Arc<K>),
 }
 
-impl<K> Clone for Event<K> {
+impl<K> Clone for Change<K> {
     fn clone(&self) -> Self {
         match self {
             Self::Added(o) => Self::Added(o.clone()),
@@ -72,7 +76,7 @@ impl<K> Clone for Event<K> {
     }
 }
 
-impl<K> Event<K> {
+impl<K> Change<K> {
     /// The object as it is now (or was when deleted).
     pub fn object(&self) -> &Arc<K> {
         match self {
@@ -95,7 +99,16 @@ pub fn strip_managed_fields<K: Resource>() -> Transform<K> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HandlerId(u64);
 
-type Handler<K> = Arc<dyn Fn(&Event<K>) + Send + Sync>;
+type Handler<K> = Arc<dyn Fn(&Change<K>) + Send + Sync>;
+type MakeStream<K> = Arc<dyn Fn() -> WatchStream<K> + Send + Sync>;
+
+/// Where an informer's list+watch comes from.
+enum Source<K> {
+    /// A stream given once: the informer cannot start again after it stops.
+    Once(Option<WatchStream<K>>),
+    /// A new list+watch for each start, so a stopped informer can start again.
+    Restartable(MakeStream<K>),
+}
 type WatchStream<K> = BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>;
 
 /// One list+watch and its store. Cloning gives another handle to the same informer.
@@ -105,10 +118,13 @@ pub struct Informer<K> {
 }
 
 struct Shared<K> {
+    writer: Writer<K>,
     store: Store<K>,
     handlers: RwLock<Vec<(HandlerId, Handler<K>)>>,
     next_handler: AtomicU64,
-    source: Mutex<Option<WatchStream<K>>>,
+    source: Mutex<Source<K>>,
+    /// Live [`Reader`] guards; the last one to go stops the informer.
+    readers: AtomicUsize,
     transform: Option<Transform<K>>,
     watch_errors: AtomicU64,
     lists: AtomicU64,
@@ -188,11 +204,45 @@ impl<K> Informer<K> {
         handlers.retain(|(handler_id, _)| *handler_id != id);
     }
 
-    /// Stops the list+watch. The store keeps its last contents.
+    /// Stops the list+watch. The store keeps its last contents but is no longer
+    /// synced, so [`wait_for_sync`](Self::wait_for_sync) waits for the next complete
+    /// list if the informer starts again.
     pub fn stop(&self) {
         let task = self.shared.task.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(task) = task.as_ref() {
             task.abort();
+        }
+        self.shared.writer.mark_unsynced();
+    }
+
+    /// How many [`Reader`] guards are alive.
+    pub fn readers(&self) -> usize {
+        self.shared.readers.load(Ordering::Acquire)
+    }
+}
+
+/// Keeps an informer running while it lives: made by [`Informer::reader`]. When the
+/// last reader of an informer is dropped, the informer stops. Controllers hold one per
+/// source they watch, so shared informers stop with the last controller reading them.
+#[must_use = "the informer stops when its last reader is dropped"]
+pub struct Reader<K: Resource + Clone + Send + Sync + 'static> {
+    informer: Informer<K>,
+}
+
+impl<K: Resource + Clone + Send + Sync + 'static> fmt::Debug for Reader<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Reader").field(&self.informer).finish()
+    }
+}
+
+impl<K: Resource + Clone + Send + Sync + 'static> Drop for Reader<K> {
+    fn drop(&mut self) {
+        if self.informer.shared.readers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            debug!(
+                kind = std::any::type_name::<K>(),
+                "last reader gone; informer stops"
+            );
+            self.informer.stop();
         }
     }
 }
@@ -201,20 +251,43 @@ impl<K> Informer<K>
 where
     K: Resource + Clone + Send + Sync + 'static,
 {
-    /// An informer over any watcher stream, e.g. `kube::runtime::watcher(api, config)`
+    /// An informer over one watcher stream, e.g. `kube::runtime::watcher(api, config)`
     /// or `kube::runtime::metadata_watcher(..)`. `transform` runs before storing; pass
     /// [`strip_managed_fields`] for the usual default, or `None` to keep everything.
-    /// Nothing happens until [`start`](Self::start).
+    /// Nothing happens until [`start`](Self::start). Caveat: the stream is consumed by
+    /// the first start, so this informer cannot start again once stopped; use
+    /// [`from_watch`](Self::from_watch) for one that can.
     pub fn from_stream(
         stream: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
         transform: Option<Transform<K>>,
     ) -> Self {
+        Self::with_source(Source::Once(Some(stream.boxed())), transform)
+    }
+
+    /// An informer that calls `watch` for a new watcher stream each time it starts, so
+    /// it can stop (when its last [`Reader`] goes) and start again (relisting, with the
+    /// differences reported as changes). [`InformerFactory`] builds its informers so.
+    pub fn from_watch<S>(
+        watch: impl Fn() -> S + Send + Sync + 'static,
+        transform: Option<Transform<K>>,
+    ) -> Self
+    where
+        S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    {
+        let make: MakeStream<K> = Arc::new(move || watch().boxed());
+        Self::with_source(Source::Restartable(make), transform)
+    }
+
+    fn with_source(source: Source<K>, transform: Option<Transform<K>>) -> Self {
+        let writer = Writer::new();
         Self {
             shared: Arc::new(Shared {
-                store: Store::new(),
+                store: writer.store(),
+                writer,
                 handlers: RwLock::new(Vec::new()),
                 next_handler: AtomicU64::new(0),
-                source: Mutex::new(Some(stream.boxed())),
+                source: Mutex::new(source),
+                readers: AtomicUsize::new(0),
                 transform,
                 watch_errors: AtomicU64::new(0),
                 lists: AtomicU64::new(0),
@@ -223,27 +296,42 @@ where
         }
     }
 
-    /// Starts the list+watch on the current tokio runtime. Calling it again does
-    /// nothing; an informer cannot be restarted after [`stop`](Self::stop).
+    /// Starts the list+watch on the current tokio runtime. Calling it while it runs
+    /// does nothing. After [`stop`](Self::stop), it starts a new list+watch if the
+    /// informer was made [`from_watch`](Self::from_watch), and does nothing otherwise.
     ///
     /// # Panics
     /// Outside a tokio runtime.
     pub fn start(&self) {
-        let stream = self
-            .shared
-            .source
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let mut task = self.shared.task.lock().unwrap_or_else(|e| e.into_inner());
+        if task.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        let stream = match &mut *self.shared.source.lock().unwrap_or_else(|e| e.into_inner()) {
+            Source::Once(stream) => stream.take(),
+            Source::Restartable(make) => Some(make()),
+        };
         let Some(stream) = stream else { return };
-        let handle = tokio::spawn(run(self.shared.clone(), stream));
-        *self.shared.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle.abort_handle());
+        *task = Some(tokio::spawn(run(self.shared.clone(), stream)).abort_handle());
+    }
+
+    /// A guard that keeps this informer running: starts it if needed, and stops it when
+    /// the last guard of the informer is dropped.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn reader(&self) -> Reader<K> {
+        self.shared.readers.fetch_add(1, Ordering::AcqRel);
+        self.start();
+        Reader {
+            informer: self.clone(),
+        }
     }
 
     /// Calls `handler` for every change, after the store reflects it. If objects are
     /// already stored, `handler` first gets an `Added` event for each. See the module
     /// docs for the delivery policy.
-    pub fn add_handler(&self, handler: impl Fn(&Event<K>) + Send + Sync + 'static) -> HandlerId {
+    pub fn add_handler(&self, handler: impl Fn(&Change<K>) + Send + Sync + 'static) -> HandlerId {
         let id = HandlerId(self.shared.next_handler.fetch_add(1, Ordering::Relaxed));
         // Holding the write lock keeps the informer from dispatching (and so from
         // changing the store) between the replay and the registration.
@@ -253,7 +341,7 @@ where
             .write()
             .unwrap_or_else(|e| e.into_inner());
         for object in self.shared.store.list() {
-            handler(&Event::Added(object));
+            handler(&Change::Added(object));
         }
         handlers.push((id, Arc::new(handler)));
         id
@@ -274,7 +362,7 @@ where
         Arc::new(object)
     }
 
-    fn dispatch(handlers: &[(HandlerId, Handler<K>)], event: Event<K>) {
+    fn dispatch(handlers: &[(HandlerId, Handler<K>)], event: Change<K>) {
         for (_, handler) in handlers {
             handler(&event);
         }
@@ -283,45 +371,44 @@ where
     fn apply(&self, object: K) {
         let object = self.prepare(object);
         let handlers = self.read_handlers();
-        let event = match self.shared.store.apply(object.clone()) {
-            Some(old) => Event::Updated { old, new: object },
-            None => Event::Added(object),
+        let event = match self.shared.writer.apply(object.clone()) {
+            Some(old) => Change::Updated { old, new: object },
+            None => Change::Added(object),
         };
         Self::dispatch(&handlers, event);
     }
 
     fn delete(&self, object: K) {
         let handlers = self.read_handlers();
-        self.shared
-            .store
-            .observe_version(object.meta().resource_version.as_deref());
-        let removed = self.shared.store.remove(&ObjectKey::of(&object));
+        let writer = &self.shared.writer;
+        writer.observe_version(object.meta().resource_version.as_deref());
+        let removed = writer.remove(&ObjectKey::of(&object));
         let last_known = removed.unwrap_or_else(|| self.prepare(object));
-        Self::dispatch(&handlers, Event::Deleted(last_known));
+        Self::dispatch(&handlers, Change::Deleted(last_known));
     }
 
     /// Makes the store equal to a complete list, emitting the differences.
     fn replace(&self, listed: HashMap<ObjectKey, Arc<K>>) {
         let handlers = self.read_handlers();
-        let store = &self.shared.store;
-        for key in store.keys() {
+        let writer = &self.shared.writer;
+        for key in self.shared.store.keys() {
             if !listed.contains_key(&key)
-                && let Some(gone) = store.remove(&key)
+                && let Some(gone) = writer.remove(&key)
             {
-                Self::dispatch(&handlers, Event::Deleted(gone));
+                Self::dispatch(&handlers, Change::Deleted(gone));
             }
         }
         for (_, object) in listed {
             let version = object.resource_version();
-            match store.apply(object.clone()) {
-                None => Self::dispatch(&handlers, Event::Added(object)),
+            match writer.apply(object.clone()) {
+                None => Self::dispatch(&handlers, Change::Added(object)),
                 Some(old) if old.resource_version() != version => {
-                    Self::dispatch(&handlers, Event::Updated { old, new: object })
+                    Self::dispatch(&handlers, Change::Updated { old, new: object })
                 }
                 Some(_) => {}
             }
         }
-        store.mark_synced();
+        writer.mark_synced();
     }
 }
 

@@ -1,4 +1,4 @@
-//! A bounded async view of an informer's events.
+//! A bounded async view of an informer's changes.
 
 use std::sync::{
     Arc,
@@ -7,13 +7,13 @@ use std::sync::{
 
 use tokio::sync::mpsc;
 
-use super::Event;
+use super::Change;
 
 /// What a [`Subscription`] yields.
 #[derive(Debug, Clone)]
 pub enum Notification<K> {
     /// A change, in order.
-    Event(Event<K>),
+    Change(Change<K>),
     /// This many events were dropped because the subscriber fell behind; re-read the
     /// informer's store to catch up.
     Missed(u64),
@@ -23,7 +23,7 @@ pub enum Notification<K> {
 /// [`Informer::subscribe`](super::Informer::subscribe).
 #[derive(Debug)]
 pub struct Subscription<K> {
-    receiver: mpsc::Receiver<Event<K>>,
+    receiver: mpsc::Receiver<Change<K>>,
     missed: Arc<AtomicU64>,
 }
 
@@ -35,18 +35,18 @@ impl<K> Subscription<K> {
             return Some(Notification::Missed(missed));
         }
         let event = self.receiver.recv().await?;
-        Some(Notification::Event(event))
+        Some(Notification::Change(event))
     }
 }
 
 pub(super) struct Sender<K> {
-    sender: mpsc::Sender<Event<K>>,
+    sender: mpsc::Sender<Change<K>>,
     missed: Arc<AtomicU64>,
 }
 
 impl<K> Sender<K> {
     /// Never blocks: a full buffer drops the event and counts it.
-    pub(super) fn send(&self, event: &Event<K>) {
+    pub(super) fn send(&self, event: &Change<K>) {
         match self.sender.try_send(event.clone()) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {

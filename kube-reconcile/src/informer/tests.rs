@@ -31,9 +31,9 @@ fn record(informer: &Informer<ConfigMap>) -> Arc<Mutex<Vec<String>>> {
         let describe =
             |o: &ConfigMap| format!("{}@{}", o.name_any(), o.resource_version().unwrap());
         sink.lock().unwrap().push(match event {
-            Event::Added(o) => format!("added:{}", describe(o)),
-            Event::Updated { old, new } => format!("updated:{}->{}", describe(old), describe(new)),
-            Event::Deleted(o) => format!("deleted:{}", describe(o)),
+            Change::Added(o) => format!("added:{}", describe(o)),
+            Change::Updated { old, new } => format!("updated:{}->{}", describe(old), describe(new)),
+            Change::Deleted(o) => format!("deleted:{}", describe(o)),
         });
     });
     seen
@@ -170,7 +170,7 @@ async fn a_full_subscription_drops_and_reports_what_it_missed() {
     for _ in 0..3 {
         got.push(match subscription.recv().await.unwrap() {
             Notification::Missed(n) => format!("missed {n}"),
-            Notification::Event(e) => format!("event {}", e.object().resource_version().unwrap()),
+            Notification::Change(e) => format!("event {}", e.object().resource_version().unwrap()),
         });
     }
     assert_eq!(got, ["missed 3", "event 1", "event 2"]);

@@ -60,10 +60,9 @@ pub(super) fn namespace_of<K: Resource>() -> IndexFn<K> {
 
 pub(super) fn controller_uid<K: Resource>() -> IndexFn<K> {
     Arc::new(|object: &K| {
-        let owners = object.meta().owner_references.iter().flatten();
-        owners
-            .filter(|owner| owner.controller == Some(true))
+        crate::ownership::controller_of(object)
             .map(|owner| owner.uid.clone())
+            .into_iter()
             .collect()
     })
 }

@@ -5,14 +5,16 @@
 //!   set of keys that produced it, so [`Store::by_index`] costs O(matches), never a
 //!   scan. Two indexes are always there: [`NAMESPACE_INDEX`] and
 //!   [`CONTROLLER_UID_INDEX`] (the UID of the object's controller owner).
-//! - The store is written only by its informer; everyone else reads.
+//! - The store is written only by its informer, through a [`Writer`]; everyone else
+//!   holds the read-only [`Store`] (as kube-runtime splits `Writer` and `Store`).
 //!
 //! ```
 //! use std::sync::Arc;
 //! use k8s_openapi::api::core::v1::Pod;
-//! use kube_reconcile::store::{Store, NAMESPACE_INDEX};
+//! use kube_reconcile::store::{NAMESPACE_INDEX, Writer};
 //!
-//! let store = Store::<Pod>::new();
+//! let writer = Writer::<Pod>::new();
+//! let store = writer.store();
 //! store.add_index("node", |pod: &Pod| {
 //!     pod.spec.as_ref().and_then(|s| s.node_name.clone()).into_iter().collect()
 //! });
@@ -21,7 +23,7 @@
 //! pod.metadata.namespace = Some("default".into());
 //! pod.spec = Some(Default::default());
 //! pod.spec.as_mut().unwrap().node_name = Some("node-a".into());
-//! store.apply(Arc::new(pod));
+//! writer.apply(Arc::new(pod));
 //!
 //! assert_eq!(store.by_index("node", "node-a").unwrap().len(), 1);
 //! assert_eq!(store.by_index(NAMESPACE_INDEX, "default").unwrap().len(), 1);
@@ -52,8 +54,9 @@ use crate::ObjectKey;
 #[error("the store has no index named {0:?}; add it with Store::add_index")]
 pub struct UnknownIndex(pub String);
 
-/// A cache of objects of one type, with indexes. Cloning gives another handle to the
-/// same cache.
+/// A read-only view of a cache of objects of one type, with indexes. Cloning gives
+/// another handle to the same cache. Only its [`Writer`] (held by the informer) changes
+/// what it holds; adding an index is allowed, since it changes no object.
 pub struct Store<K> {
     shared: Arc<Shared<K>>,
 }
@@ -87,12 +90,6 @@ impl<K> fmt::Debug for Store<K> {
             .field("indexes", &state.indexes.keys().collect::<Vec<_>>())
             .field("synced", &self.has_synced())
             .finish()
-    }
-}
-
-impl<K: Resource + 'static> Default for Store<K> {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -201,23 +198,10 @@ impl<K> Store<K> {
             version => Some(version),
         }
     }
-
-    /// Raises [`resource_version`](Self::resource_version) to `version` if higher.
-    pub fn observe_version(&self, version: Option<&str>) {
-        if let Some(version) = version.and_then(|v| v.parse::<u64>().ok()) {
-            self.shared.version.fetch_max(version, Ordering::AcqRel);
-        }
-    }
-
-    pub(crate) fn mark_synced(&self) {
-        self.shared.synced.store(true, Ordering::Release);
-        self.shared.synced_notify.notify_waiters();
-    }
 }
 
 impl<K: Resource + 'static> Store<K> {
-    /// An empty, unsynced store with the built-in indexes.
-    pub fn new() -> Self {
+    fn empty() -> Self {
         let mut indexes = HashMap::new();
         indexes.insert(NAMESPACE_INDEX.to_string(), Index::new(namespace_of::<K>()));
         indexes.insert(
@@ -257,12 +241,72 @@ impl<K: Resource + 'static> Store<K> {
         slot.insert(index);
         true
     }
+}
 
+/// The one handle that changes a [`Store`]: held by its informer (or by a test or a
+/// custom cache). Not `Clone`, so a store has one writer.
+pub struct Writer<K> {
+    store: Store<K>,
+}
+
+impl<K> fmt::Debug for Writer<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Writer").field(&self.store).finish()
+    }
+}
+
+impl<K: Resource + 'static> Default for Writer<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K: Resource + 'static> Writer<K> {
+    /// A writer of a new, empty, unsynced store with the built-in indexes.
+    pub fn new() -> Self {
+        Self {
+            store: Store::empty(),
+        }
+    }
+}
+
+impl<K> Writer<K> {
+    /// A read-only handle to the store this writer fills.
+    pub fn store(&self) -> Store<K> {
+        self.store.clone()
+    }
+
+    /// Raises the store's [`resource_version`](Store::resource_version) to `version`
+    /// if higher (e.g. for a deletion, whose object is no longer stored).
+    pub fn observe_version(&self, version: Option<&str>) {
+        if let Some(version) = version.and_then(|v| v.parse::<u64>().ok()) {
+            self.store
+                .shared
+                .version
+                .fetch_max(version, Ordering::AcqRel);
+        }
+    }
+
+    /// Marks the store synced (its first complete list is in) and wakes
+    /// [`Store::wait_for_sync`].
+    pub fn mark_synced(&self) {
+        self.store.shared.synced.store(true, Ordering::Release);
+        self.store.shared.synced_notify.notify_waiters();
+    }
+
+    /// Marks the store not synced, e.g. while its informer is stopped: readers that
+    /// wait for a sync then wait for the next complete list.
+    pub fn mark_unsynced(&self) {
+        self.store.shared.synced.store(false, Ordering::Release);
+    }
+}
+
+impl<K: Resource + 'static> Writer<K> {
     /// Inserts or replaces an object; returns the one it replaced.
     pub fn apply(&self, object: Arc<K>) -> Option<Arc<K>> {
         self.observe_version(object.meta().resource_version.as_deref());
         let key = ObjectKey::of(&*object);
-        let mut state = self.write();
+        let mut state = self.store.write();
         let State { objects, indexes } = &mut *state;
         let old = objects.insert(key.clone(), object.clone());
         for index in indexes.values_mut() {
@@ -276,7 +320,7 @@ impl<K: Resource + 'static> Store<K> {
 
     /// Removes the object with this key; returns it.
     pub fn remove(&self, key: &ObjectKey) -> Option<Arc<K>> {
-        let mut state = self.write();
+        let mut state = self.store.write();
         let State { objects, indexes } = &mut *state;
         let old = objects.remove(key)?;
         for index in indexes.values_mut() {

@@ -41,42 +41,45 @@ fn node_index(store: &Store<Pod>) {
 
 #[test]
 fn get_list_and_remove() {
-    let store = Store::new();
-    assert!(store.apply(pod("a", "p1", "n1", None)).is_none());
+    let writer = Writer::new();
+    let store = writer.store();
+    assert!(writer.apply(pod("a", "p1", "n1", None)).is_none());
     assert!(
-        store.apply(pod("a", "p1", "n2", None)).is_some(),
+        writer.apply(pod("a", "p1", "n2", None)).is_some(),
         "replaced"
     );
-    store.apply(pod("b", "p2", "n1", None));
+    writer.apply(pod("b", "p2", "n1", None));
     assert_eq!(store.len(), 2);
     assert!(store.get_named(Some("a"), "p1").is_some());
     assert!(store.get_named(Some("b"), "p1").is_none());
-    let removed = store.remove(&ObjectKey::new(Some("a"), "p1")).unwrap();
+    let removed = writer.remove(&ObjectKey::new(Some("a"), "p1")).unwrap();
     assert_eq!(removed.metadata.name.as_deref(), Some("p1"));
     assert_eq!(names(store.list()), ["p2"]);
 }
 
 #[test]
 fn indexes_follow_updates_and_removals() {
-    let store = Store::new();
+    let writer = Writer::new();
+    let store = writer.store();
     node_index(&store);
-    store.apply(pod("a", "p1", "n1", None));
-    store.apply(pod("a", "p2", "n1", None));
+    writer.apply(pod("a", "p1", "n1", None));
+    writer.apply(pod("a", "p2", "n1", None));
     assert_eq!(names(store.by_index("node", "n1").unwrap()), ["p1", "p2"]);
 
-    store.apply(pod("a", "p1", "n2", None)); // moved
+    writer.apply(pod("a", "p1", "n2", None)); // moved
     assert_eq!(names(store.by_index("node", "n1").unwrap()), ["p2"]);
     assert_eq!(names(store.by_index("node", "n2").unwrap()), ["p1"]);
 
-    store.remove(&ObjectKey::new(Some("a"), "p2"));
+    writer.remove(&ObjectKey::new(Some("a"), "p2"));
     assert!(store.by_index("node", "n1").unwrap().is_empty());
     assert_eq!(store.index_keys("node", "n2").unwrap().len(), 1);
 }
 
 #[test]
 fn an_index_added_late_covers_existing_objects_and_names_are_unique() {
-    let store = Store::new();
-    store.apply(pod("a", "p1", "n1", None));
+    let writer = Writer::new();
+    let store = writer.store();
+    writer.apply(pod("a", "p1", "n1", None));
     node_index(&store);
     assert_eq!(names(store.by_index("node", "n1").unwrap()), ["p1"]);
     assert!(
@@ -88,33 +91,36 @@ fn an_index_added_late_covers_existing_objects_and_names_are_unique() {
 
 #[test]
 fn built_in_namespace_and_controller_indexes() {
-    let store = Store::new();
-    store.apply(pod("a", "p1", "n1", Some("uid-1")));
-    store.apply(pod("a", "p2", "n1", Some("uid-2")));
-    store.apply(pod("b", "p3", "n1", Some("uid-1")));
+    let writer = Writer::new();
+    let store = writer.store();
+    writer.apply(pod("a", "p1", "n1", Some("uid-1")));
+    writer.apply(pod("a", "p2", "n1", Some("uid-2")));
+    writer.apply(pod("b", "p3", "n1", Some("uid-1")));
     assert_eq!(names(store.list_namespace("a")), ["p1", "p2"]);
     assert_eq!(names(store.controlled_by("uid-1")), ["p1", "p3"]);
-    store.apply(pod("a", "p1", "n1", None)); // released by its owner
+    writer.apply(pod("a", "p1", "n1", None)); // released by its owner
     assert_eq!(names(store.controlled_by("uid-1")), ["p3"]);
 }
 
 #[test]
 fn an_unknown_index_is_an_error() {
-    let store = Store::<Pod>::new();
+    let writer = Writer::<Pod>::new();
+    let store = writer.store();
     let err = store.by_index("missing", "x").unwrap_err();
     assert!(err.to_string().contains("missing"));
 }
 
 #[tokio::test(start_paused = true)]
 async fn wait_for_sync_returns_once_marked() {
-    let store = Store::<Pod>::new();
+    let writer = Writer::<Pod>::new();
+    let store = writer.store();
     let waiter = tokio::spawn({
         let store = store.clone();
         async move { store.wait_for_sync().await }
     });
     tokio::task::yield_now().await;
     assert!(!waiter.is_finished());
-    store.mark_synced();
+    writer.mark_synced();
     waiter.await.unwrap();
     assert!(store.has_synced());
 }

@@ -26,7 +26,11 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio::sync::OnceCell;
 
-use crate::selector::Selector;
+use crate::{ObjectKey, selector::Selector};
+
+mod tag;
+
+pub use tag::OwnerTag;
 
 /// Why claiming failed.
 #[derive(Debug, thiserror::Error)]
@@ -227,4 +231,48 @@ pub fn controller_of<K: Resource>(object: &K) -> Option<&OwnerReference> {
         .iter()
         .flatten()
         .find(|r| r.controller == Some(true))
+}
+
+/// The child's controller owner reference if it points at an `O` (same kind and API
+/// group; the version may differ).
+pub fn controller_of_kind<O, C>(child: &C) -> Option<&OwnerReference>
+where
+    O: Resource<DynamicType = ()>,
+    C: Resource,
+{
+    let owner = controller_of(child)?;
+    let group = owner.api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    (owner.kind == O::kind(&()) && group == O::group(&())).then_some(owner)
+}
+
+/// The key of the child's controller owner if it is an `O`: the owner's name in the
+/// child's namespace (an owner reference never crosses namespaces). Says nothing of
+/// whether that owner still exists with the referenced UID; see
+/// [`handler::enqueue_controller_owner`](crate::controller::handler::enqueue_controller_owner)
+/// for the check against a cache.
+///
+/// ```
+/// use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Pod};
+/// use kube_reconcile::{ObjectKey, ownership::controller_owner_key};
+///
+/// let pod: Pod = serde_json::from_value(serde_json::json!({
+///     "metadata": {"namespace": "default", "name": "web-x7k2p", "ownerReferences": [
+///         {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web",
+///          "uid": "9d1c", "controller": true}]},
+/// })).unwrap();
+/// assert_eq!(controller_owner_key::<ReplicaSet, _>(&pod), Some(ObjectKey::new(Some("default"), "web")));
+/// assert_eq!(controller_owner_key::<Pod, _>(&pod), None);
+/// ```
+pub fn controller_owner_key<O, C>(child: &C) -> Option<ObjectKey>
+where
+    O: Resource<DynamicType = ()>,
+    C: Resource,
+{
+    let owner = controller_of_kind::<O, C>(child)?;
+    Some(ObjectKey::new(child.namespace().as_deref(), &owner.name))
+}
+
+/// Whether `child`'s controller owner reference names `owner`'s UID.
+pub fn is_controlled_by<C: Resource, O: Resource>(child: &C, owner: &O) -> bool {
+    controller_of(child).is_some_and(|r| Some(&r.uid) == owner.meta().uid.as_ref())
 }

@@ -1,0 +1,182 @@
+//! What a controller watches: one [`Source`] per watched type, owning its informer,
+//! its filters and its mapper to keys.
+
+use std::{
+    any::{Any, TypeId},
+    sync::Arc,
+};
+
+use futures::future::BoxFuture;
+
+use super::{Filter, handler::Mapper};
+use crate::{
+    ObjectKey,
+    consistency::VersionedStore,
+    informer::{Change, Informer, InformerFactory, Scope, Watchable},
+    queue::WorkQueue,
+    store::Store,
+};
+
+/// One watched type for [`ControllerBuilder::owns`](super::ControllerBuilder::owns) or
+/// [`watches`](super::ControllerBuilder::watches): where its objects come from (a
+/// [`Scope`] of the shared informer, or an informer you built) and which of its changes
+/// may enqueue.
+///
+/// A `&Scope` converts into a source with no filters, so `.owns::<Pod>(&scope)` works.
+///
+/// ```
+/// use k8s_openapi::api::core::v1::Pod;
+/// use kube_reconcile::{controller::{Source, filter}, informer::Scope};
+///
+/// let pods: Source<Pod> = Source::new(&Scope::all().namespace("web"))
+///     .filter(filter::labels_changed);
+/// ```
+#[must_use]
+pub struct Source<W> {
+    origin: Origin<W>,
+    filters: Vec<Filter<W>>,
+}
+
+enum Origin<W> {
+    Scope(Scope),
+    Informer(Informer<W>),
+}
+
+impl<W> std::fmt::Debug for Source<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let origin = match &self.origin {
+            Origin::Scope(scope) => format!("{scope:?}"),
+            Origin::Informer(_) => "a given informer".to_string(),
+        };
+        f.debug_struct("Source")
+            .field("origin", &origin)
+            .field("filters", &self.filters.len())
+            .finish()
+    }
+}
+
+impl<W> Source<W> {
+    /// The shared informer of `W` in `scope` (from the controller's factory).
+    pub fn new(scope: &Scope) -> Self {
+        Self {
+            origin: Origin::Scope(scope.clone()),
+            filters: Vec::new(),
+        }
+    }
+
+    /// An informer you built, e.g. a metadata-only one from
+    /// [`InformerFactory::metadata_informer`].
+    pub fn informer(informer: Informer<W>) -> Self {
+        Self {
+            origin: Origin::Informer(informer),
+            filters: Vec::new(),
+        }
+    }
+
+    /// Drops changes for which `filter` returns false (see
+    /// [`filter`](super::filter) for ready-made ones). Several filters must all pass.
+    pub fn filter(mut self, filter: impl Fn(&Change<W>) -> bool + Send + Sync + 'static) -> Self {
+        self.filters.push(Arc::new(filter));
+        self
+    }
+
+    pub(super) fn resolve(self, factory: &InformerFactory) -> (Informer<W>, Vec<Filter<W>>)
+    where
+        W: Watchable,
+    {
+        let informer = match self.origin {
+            Origin::Scope(scope) => factory.informer::<W>(&scope),
+            Origin::Informer(informer) => informer,
+        };
+        (informer, self.filters)
+    }
+}
+
+impl<W> From<&Scope> for Source<W> {
+    fn from(scope: &Scope) -> Self {
+        Self::new(scope)
+    }
+}
+
+impl<W> From<Scope> for Source<W> {
+    fn from(scope: Scope) -> Self {
+        Self::new(&scope)
+    }
+}
+
+/// A source resolved to its informer, with filters and mapper: what the running
+/// controller attaches to its queue.
+pub(super) struct Watch<W> {
+    pub(super) informer: Informer<W>,
+    pub(super) filters: Vec<Filter<W>>,
+    pub(super) mapper: Mapper<W>,
+}
+
+/// What the controller does with a watch whatever its type.
+pub(super) trait Watched: Send + Sync {
+    fn watched_type(&self) -> TypeId;
+    /// The `Store<W>`, to hand out by type.
+    fn store(&self) -> Box<dyn Any>;
+    fn versioned(&self) -> Arc<dyn VersionedStore>;
+    /// Subscribes the queue and keeps the informer running until the result drops.
+    fn attach(&self, queue: WorkQueue<ObjectKey>) -> Attached;
+    fn wait_for_sync(&self) -> BoxFuture<'_, ()>;
+}
+
+/// A watch attached to a queue: dropping it removes the handler and releases the
+/// informer (which stops when no one else reads it).
+pub(super) struct Attached {
+    detach: Option<Box<dyn FnOnce() + Send>>,
+    _reader: Box<dyn Any + Send>,
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        if let Some(detach) = self.detach.take() {
+            detach();
+        }
+    }
+}
+
+impl<W: Watchable> Watched for Watch<W> {
+    fn watched_type(&self) -> TypeId {
+        TypeId::of::<W>()
+    }
+
+    fn store(&self) -> Box<dyn Any> {
+        Box::new(self.informer.store().clone())
+    }
+
+    fn versioned(&self) -> Arc<dyn VersionedStore> {
+        Arc::new(self.informer.store().clone())
+    }
+
+    fn attach(&self, queue: WorkQueue<ObjectKey>) -> Attached {
+        let (filters, mapper) = (self.filters.clone(), self.mapper.clone());
+        let id = self.informer.add_handler(move |change| {
+            if filters.iter().all(|pass| pass(change)) {
+                for key in mapper(change) {
+                    queue.add(key);
+                }
+            }
+        });
+        let informer = self.informer.clone();
+        Attached {
+            detach: Some(Box::new(move || informer.remove_handler(id))),
+            _reader: Box::new(self.informer.reader()),
+        }
+    }
+
+    fn wait_for_sync(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.informer.wait_for_sync())
+    }
+}
+
+/// The store of the first watch of type `W`, if any.
+pub(super) fn store_of<W: 'static>(watches: &[Box<dyn Watched>]) -> Option<Store<W>> {
+    watches
+        .iter()
+        .find(|w| w.watched_type() == TypeId::of::<W>())
+        .and_then(|w| w.store().downcast::<Store<W>>().ok())
+        .map(|store| *store)
+}
