@@ -2,7 +2,7 @@
 //! happens [`OnError`].
 //!
 //! The types here depend on nothing in the crate but [`ObjectKey`] and the
-//! [`Context`](crate::context::Context) a request carries, so reconcilers (and their
+//! [`crate::context::Context`] a request carries, so reconcilers (and their
 //! tests) can be written against this module alone.
 //!
 //! ```

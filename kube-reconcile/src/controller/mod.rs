@@ -1,8 +1,8 @@
 //! Controllers: informers feed a work queue, workers run a [`Reconcile`] per key.
 //!
 //! [`Controller::builder`] names the primary type; [`owns`](ControllerBuilder::owns)
-//! adds child types (changes enqueue the controller owner), [`watches`]
-//! (ControllerBuilder::watches) any type with a mapper; each watched type is one
+//! adds child types (changes enqueue the controller owner),
+//! [`watches`](ControllerBuilder::watches) any type with a mapper; each watched type is one
 //! [`Source`], with its own filters. The builder hands out the [`Store`] of each type it
 //! watches ([`store`](ControllerBuilder::store)), so a reconciler reads exactly the
 //! caches the controller waits for.
