@@ -237,7 +237,7 @@ async fn many_workers_never_reconcile_one_key_concurrently() {
         ..Recording::default()
     };
     let controller =
-        Controller::<ConfigMap>::builder("exclusive", &factory, &Scope::all().namespace(&ns))
+        Controller::<ConfigMap>::builder("exclusive", &factory, Scope::all().namespace(&ns))
             .workers(8)
             .build(recording.clone());
     let queue = controller.queue().clone();
@@ -303,7 +303,7 @@ async fn a_panicking_reconcile_is_caught_counted_and_retried() {
     let controller = Controller::builder(
         "panics",
         &InformerFactory::new(client),
-        &Scope::all().namespace(&ns),
+        Scope::all().namespace(&ns),
     )
     .metrics(&metrics)
     .build(reconciler.clone())
@@ -422,7 +422,7 @@ async fn reconciles_see_cancellation_when_shutdown_begins() {
     let controller = Controller::<ConfigMap>::builder(
         "cancelled",
         &InformerFactory::new(client),
-        &Scope::all().namespace(&ns),
+        Scope::all().namespace(&ns),
     )
     .shutdown_timeout(Duration::from_secs(60))
     .build(reconciler.clone())
@@ -495,7 +495,7 @@ async fn the_error_policy_chooses_the_retry_per_error() {
     let controller = Controller::<ConfigMap>::builder(
         "policy",
         &InformerFactory::new(client),
-        &Scope::all().namespace(&ns),
+        Scope::all().namespace(&ns),
     )
     .metrics(&metrics)
     .build(reconciler.clone())
