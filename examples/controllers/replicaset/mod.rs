@@ -14,7 +14,7 @@ use std::{
 use futures::future::join_all;
 use k8s_openapi::{
     api::{apps::v1::ReplicaSet, core::v1::Pod},
-    apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference},
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
     jiff::Timestamp,
 };
 use kube::{
@@ -28,7 +28,7 @@ use kube_reconcile::{
     events::{EventRecorder, EventType},
     expectations::UidTrackingExpectations,
     informer::{self, InformerFactory, Scope},
-    ownership::{ClaimError, ControllerRefManager, controller_of},
+    ownership::{ClaimError, ControllerRefManager, controller_of, controller_reference},
     reconcile::{Action, Reconcile, Request},
     selector::Selector,
     store::Store,
@@ -336,7 +336,7 @@ impl ReplicaSetController {
                 labels: template_meta.labels,
                 annotations: template_meta.annotations,
                 finalizers: template_meta.finalizers,
-                owner_references: Some(vec![controller_ref(rs)]),
+                owner_references: Some(vec![controller_reference(rs)]),
                 ..ObjectMeta::default()
             },
             spec: template.spec,
@@ -467,15 +467,4 @@ fn is_namespace_terminating(error: &kube::Error) -> bool {
 
 fn is_controlled_by(pod: &Pod, rs: &ReplicaSet) -> bool {
     controller_of(pod).is_some_and(|r| Some(&r.uid) == rs.metadata.uid.as_ref())
-}
-
-fn controller_ref(rs: &ReplicaSet) -> OwnerReference {
-    OwnerReference {
-        api_version: "apps/v1".into(),
-        kind: "ReplicaSet".into(),
-        name: rs.name_any(),
-        uid: rs.uid().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }
 }
