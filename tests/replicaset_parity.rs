@@ -105,6 +105,27 @@ async fn releases_on_label_change_and_re_adopts_on_match() {
 }
 
 #[tokio::test]
+async fn a_released_pod_is_adopted_by_the_replica_set_it_now_matches() {
+    run("handover", |env: Env| async move {
+        env.create_rs(replica_set("web", 2, true, json!({}))).await;
+        env.create_rs(replica_set("other", 1, true, json!({})))
+            .await;
+        env.wait_quiet().await;
+        for p in env.pods_by_age("app=web").await {
+            env.drive(&p.name_any(), PodState::ready(env.ip())).await;
+        }
+        env.wait_quiet().await;
+        // "web" releases its pod (and replaces it); the release alone must bring
+        // "other" to adopt it, which then deletes its own pod (still Pending) as surplus.
+        let first = env.pods_by_age("app=web").await[0].name_any();
+        env.patch_pod(&first, json!({"metadata": {"labels": {"app": "other"}}}))
+            .await;
+        env
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn overlapping_selectors_keep_their_own_pods() {
     run("overlap", |env: Env| async move {
         env.create_rs(replica_set("web", 2, false, json!({}))).await;

@@ -150,16 +150,32 @@ fn pod_event(
             _ => Vec::new(),
         },
         informer::Event::Updated { old, new } => {
-            let mut keys = handler::enqueue_controller_owner(replica_sets, event);
-            if new.metadata.deletion_timestamp.is_some()
-                && old.metadata.deletion_timestamp.is_none()
-            {
-                // A graceful delete started: count it as observed now, as the reference does.
-                deleted(expectations, new, owner_key(new));
+            if new.resource_version() == old.resource_version() {
+                // A relist or resync delivers the same version again: nothing changed.
+                return Vec::new();
             }
-            if controller_of(&**new).is_none() && (new.labels() != old.labels() || keys.is_empty())
-            {
-                keys.extend(matching_replica_sets(replica_sets, new));
+            let labels_changed = new.labels() != old.labels();
+            let mut keys = Vec::new();
+            if new.metadata.deletion_timestamp.is_some() {
+                // A graceful delete started: count it as observed now, as the reference
+                // does, for the owner now and, if the labels moved, the owner before.
+                keys.extend(deleted(expectations, new, owner_key(new)));
+                if labels_changed {
+                    keys.extend(deleted(expectations, old, owner_key(old)));
+                }
+            } else {
+                let (old_ref, new_ref) = (controller_of(&**old), controller_of(&**new));
+                let ref_changed = old_ref != new_ref;
+                if ref_changed {
+                    // Released or handed over: the previous owner resyncs too.
+                    keys.extend(owner_key(old));
+                }
+                if new_ref.is_some() {
+                    keys.extend(owner_key(new));
+                } else if labels_changed || ref_changed {
+                    // An orphan that changed: whoever matches it now may adopt it.
+                    keys.extend(matching_replica_sets(replica_sets, new));
+                }
             }
             keys.sort();
             keys.dedup();
