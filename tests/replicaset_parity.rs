@@ -7,7 +7,7 @@ mod controllers;
 mod differential;
 mod support;
 
-use differential::{Env, merge, pod, replica_set, run};
+use differential::{Env, OTHER_MANUAL_NODE, merge, pod, replica_set, run};
 use kube::ResourceExt;
 use kube_reconcile::testing::{MANUAL_NODE_NAME, PodState};
 use serde_json::json;
@@ -76,6 +76,31 @@ async fn extra_orphans_are_adopted_then_deleted_down_to_replicas() {
         env.drive("orphan-ready", PodState::ready(env.ip())).await;
         env.let_caches_catch_up().await;
         env.create_rs(replica_set("web", 1, true, json!({}))).await;
+        env
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn without_a_controller_no_pods_count_as_sharing_a_node() {
+    run("no-colocation", |env: Env| async move {
+        env.create_other_manual_node().await;
+        // Two orphans share the manual Node; the one alone on the other Node has
+        // restarted. A ReplicaSet owned by no Deployment has no related pods, so
+        // sharing a Node does not rank first: the most restarts do.
+        for (name, node, restarts) in [
+            ("shared-1", MANUAL_NODE_NAME, 0),
+            ("shared-2", MANUAL_NODE_NAME, 0),
+            ("alone", OTHER_MANUAL_NODE, 3),
+        ] {
+            let mut manifest = pod(name, "web", json!(null));
+            merge(&mut manifest, json!({"spec": {"nodeName": node}}));
+            env.create_pod(manifest).await;
+            let state = PodState::not_ready(env.ip()).with_restarts(restarts);
+            env.drive(name, state).await;
+        }
+        env.let_caches_catch_up().await;
+        env.create_rs(replica_set("web", 2, true, json!({}))).await;
         env
     })
     .await;

@@ -408,7 +408,8 @@ impl ReplicaSetController {
     }
 
     /// The `count` pods to delete first, by kube-controller-manager's ranking. Pods of
-    /// ReplicaSets with the same controller (one Deployment) count as colocated.
+    /// ReplicaSets with the same controller (one Deployment) count as colocated; a
+    /// ReplicaSet without a controller has no such pods, so that criterion ties.
     fn pods_to_delete(&self, rs: &ReplicaSet, claimed: &[Arc<Pod>], count: usize) -> Vec<Arc<Pod>> {
         let mut ranked: Vec<Arc<Pod>> = claimed.to_vec();
         if count < ranked.len() {
@@ -428,11 +429,14 @@ impl ReplicaSetController {
         ranked
     }
 
+    /// Active pods per node of every ReplicaSet controlled by `rs`'s controller (`rs`
+    /// included). Empty when `rs` has no controller, as in kube-controller-manager,
+    /// which then ranks every pod the same on colocation.
     fn active_related_pods_per_node(&self, rs: &ReplicaSet) -> HashMap<String, usize> {
         let namespace = rs.namespace().unwrap_or_default();
         let related: Vec<Arc<ReplicaSet>> = match controller_of(rs) {
             Some(owner) => self.replica_sets.controlled_by(&owner.uid),
-            None => vec![Arc::new(rs.clone())],
+            None => Vec::new(),
         };
         let mut seen = HashSet::new();
         let mut on_node = HashMap::new();
