@@ -23,7 +23,11 @@
 //!   status that merely reports progress at most once a second per ReplicaSet
 //!   (`PROGRESS_INTERVAL`, to spend fewer requests), so intermediate statuses are
 //!   coarser than kube-controller-manager's. The quiet period a snapshot waits for
-//!   (1.5 s) is longer than that interval.
+//!   (1.5 s) is longer than that interval;
+//! - a scenario with a transient refusal of pod creation (`failure-cleared`) deletes
+//!   the FailedCreate warnings before the snapshot, once it checked there are some:
+//!   how many retries fail while creation is refused depends on timing (exponential
+//!   backoff), on both sides alike.
 #![allow(dead_code)] // each parity test binary uses part of the kit
 
 use std::{

@@ -44,7 +44,12 @@ impl ReplicaSetController {
         if let Some(wait) = self.progress_wait(key, rs, &current, &status) {
             return Ok(Some(wait));
         }
-        let patch = serde_json::json!({"status": status});
+        let mut patch = serde_json::json!({"status": status});
+        if status.conditions.is_none() {
+            // A merge patch keeps whatever it does not mention: a condition list that
+            // is gone (the last condition removed) must be sent as null to be removed.
+            patch["status"]["conditions"] = serde_json::Value::Null;
+        }
         let params = PatchParams {
             field_manager: Some(NAME.into()),
             ..PatchParams::default()
