@@ -48,6 +48,17 @@ pub const BURST_REPLICAS: usize = 500;
 pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 /// The name this controller reports in events and field managers.
 pub const NAME: &str = "replicaset-controller";
+/// Event reason: a pod was created. kube-controller-manager's events use the same
+/// reasons, and the [`REPLICA_FAILURE`] condition reuses the two failure reasons.
+pub const SUCCESSFUL_CREATE: &str = "SuccessfulCreate";
+/// Event and condition reason: creating a pod failed.
+pub const FAILED_CREATE: &str = "FailedCreate";
+/// Event reason: a pod was deleted.
+pub const SUCCESSFUL_DELETE: &str = "SuccessfulDelete";
+/// Event and condition reason: deleting a pod failed.
+pub const FAILED_DELETE: &str = "FailedDelete";
+/// The status condition type present while the last sync failed to create or delete.
+pub const REPLICA_FAILURE: &str = "ReplicaFailure";
 /// Pods in a namespace without a controller, for adoption candidates.
 const ORPHANS_INDEX: &str = "orphans-by-namespace";
 
@@ -58,8 +69,14 @@ pub enum Error {
     #[error(transparent)]
     Claim(#[from] ClaimError),
     /// Creating or deleting pods failed (the first error of the sync).
-    #[error("{0}")]
-    ManageReplicas(String),
+    #[error("creating or deleting pods of {key} failed")]
+    ManageReplicas {
+        /// The ReplicaSet.
+        key: ObjectKey,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
     /// Writing status failed.
     #[error("updating status of {key} failed")]
     Status {
@@ -312,7 +329,7 @@ impl ReplicaSetController {
             let (created, error) = self.create_in_slow_start(rs, missing).await;
             // Pods never attempted, or that failed, will not be observed.
             self.expectations.lower_creations(key, missing - created);
-            return error.map_or(Ok(()), |e| Err(Error::ManageReplicas(e)));
+            return error.map_or(Ok(()), |source| Err(manage_error(key, source)));
         }
         if claimed.len() > wanted {
             let surplus = (claimed.len() - wanted).min(BURST_REPLICAS);
@@ -321,14 +338,18 @@ impl ReplicaSetController {
                 .expect_deletions(key, victims.iter().map(|p| pods::key(p)));
             let deletions = victims.iter().map(|pod| self.delete_pod(key, rs, pod));
             let first_error = join_all(deletions).await.into_iter().find_map(Result::err);
-            return first_error.map_or(Ok(()), |e| Err(Error::ManageReplicas(e)));
+            return first_error.map_or(Ok(()), |source| Err(manage_error(key, source)));
         }
         Ok(())
     }
 
     /// Batches of 1, 2, 4, ... creations, stopping after the first batch with a failure;
     /// returns how many were created and the first error.
-    async fn create_in_slow_start(&self, rs: &ReplicaSet, count: usize) -> (usize, Option<String>) {
+    async fn create_in_slow_start(
+        &self,
+        rs: &ReplicaSet,
+        count: usize,
+    ) -> (usize, Option<kube::Error>) {
         let (mut created, mut batch) = (0, 1);
         while created < count {
             let size = batch.min(count - created);
@@ -343,7 +364,7 @@ impl ReplicaSetController {
         (created, None)
     }
 
-    async fn create_pod(&self, rs: &ReplicaSet) -> Result<(), String> {
+    async fn create_pod(&self, rs: &ReplicaSet) -> Result<(), kube::Error> {
         let template = rs.spec.template.clone().unwrap_or_default();
         let template_meta = template.metadata.unwrap_or_default();
         let pod = Pod {
@@ -370,21 +391,26 @@ impl ReplicaSetController {
                 self.writes
                     .wrote(&ObjectKey::of(rs), &uid, &self.pods, &version);
                 let note = format!("Created pod: {}", created.name_any());
-                self.event(rs, EventType::Normal, "SuccessfulCreate", &note);
+                self.event(rs, EventType::Normal, SUCCESSFUL_CREATE, &note);
                 Ok(())
             }
             Err(error) => {
-                let note = format!("Error creating: {}", api_message(&error));
                 // A namespace being deleted refuses every create; no event for that.
                 if !is_namespace_terminating(&error) {
-                    self.event(rs, EventType::Warning, "FailedCreate", &note);
+                    let note = format!("Error creating: {}", api_message(&error));
+                    self.event(rs, EventType::Warning, FAILED_CREATE, &note);
                 }
-                Err(note)
+                Err(error)
             }
         }
     }
 
-    async fn delete_pod(&self, key: &ObjectKey, rs: &ReplicaSet, pod: &Pod) -> Result<(), String> {
+    async fn delete_pod(
+        &self,
+        key: &ObjectKey,
+        rs: &ReplicaSet,
+        pod: &Pod,
+    ) -> Result<(), kube::Error> {
         let namespace = rs.namespace().unwrap_or_default();
         match self
             .api::<Pod>(&namespace)
@@ -393,7 +419,7 @@ impl ReplicaSetController {
         {
             Ok(_) => {
                 let note = format!("Deleted pod: {}", pod.name_any());
-                self.event(rs, EventType::Normal, "SuccessfulDelete", &note);
+                self.event(rs, EventType::Normal, SUCCESSFUL_DELETE, &note);
                 Ok(())
             }
             // Already gone: its delete event settles the expectation.
@@ -401,8 +427,8 @@ impl ReplicaSetController {
             Err(error) => {
                 self.expectations.deletion_observed(key, &pods::key(pod));
                 let note = format!("Error deleting: {}", api_message(&error));
-                self.event(rs, EventType::Warning, "FailedDelete", &note);
-                Err(note)
+                self.event(rs, EventType::Warning, FAILED_DELETE, &note);
+                Err(error)
             }
         }
     }
@@ -487,4 +513,11 @@ fn is_namespace_terminating(error: &kube::Error) -> bool {
 
 fn is_controlled_by(pod: &Pod, rs: &ReplicaSet) -> bool {
     controller_of(pod).is_some_and(|r| Some(&r.uid) == rs.metadata.uid.as_ref())
+}
+
+fn manage_error(key: &ObjectKey, source: kube::Error) -> Error {
+    Error::ManageReplicas {
+        key: key.clone(),
+        source,
+    }
 }
