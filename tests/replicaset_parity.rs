@@ -7,8 +7,18 @@ mod controllers;
 mod differential;
 mod support;
 
-use differential::{Env, merge, pod, replica_set, run};
-use kube::ResourceExt;
+use std::time::Duration;
+
+use differential::{Env, OTHER_MANUAL_NODE, merge, pod, replica_set, run};
+use k8s_openapi::api::{
+    admissionregistration::v1::{ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding},
+    apps::v1::{ReplicaSet, ReplicaSetCondition},
+    core::v1::{Event, Pod},
+};
+use kube::{
+    Api, ResourceExt,
+    api::{DeleteParams, ListParams, PostParams},
+};
 use kube_reconcile::testing::{MANUAL_NODE_NAME, PodState};
 use serde_json::json;
 
@@ -82,6 +92,31 @@ async fn extra_orphans_are_adopted_then_deleted_down_to_replicas() {
 }
 
 #[tokio::test]
+async fn without_a_controller_no_pods_count_as_sharing_a_node() {
+    run("no-colocation", |env: Env| async move {
+        env.create_other_manual_node().await;
+        // Two orphans share the manual Node; the one alone on the other Node has
+        // restarted. A ReplicaSet owned by no Deployment has no related pods, so
+        // sharing a Node does not rank first: the most restarts do.
+        for (name, node, restarts) in [
+            ("shared-1", MANUAL_NODE_NAME, 0),
+            ("shared-2", MANUAL_NODE_NAME, 0),
+            ("alone", OTHER_MANUAL_NODE, 3),
+        ] {
+            let mut manifest = pod(name, "web", json!(null));
+            merge(&mut manifest, json!({"spec": {"nodeName": node}}));
+            env.create_pod(manifest).await;
+            let state = PodState::not_ready(env.ip()).with_restarts(restarts);
+            env.drive(name, state).await;
+        }
+        env.let_caches_catch_up().await;
+        env.create_rs(replica_set("web", 2, true, json!({}))).await;
+        env
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn releases_on_label_change_and_re_adopts_on_match() {
     run("release", |env: Env| async move {
         env.create_rs(replica_set("web", 2, false, json!({}))).await;
@@ -98,6 +133,27 @@ async fn releases_on_label_change_and_re_adopts_on_match() {
         .await;
         env.wait_quiet().await;
         env.patch_pod(&first, json!({"metadata": {"labels": {"app": "web"}}}))
+            .await;
+        env
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_released_pod_is_adopted_by_the_replica_set_it_now_matches() {
+    run("handover", |env: Env| async move {
+        env.create_rs(replica_set("web", 2, true, json!({}))).await;
+        env.create_rs(replica_set("other", 1, true, json!({})))
+            .await;
+        env.wait_quiet().await;
+        for p in env.pods_by_age("app=web").await {
+            env.drive(&p.name_any(), PodState::ready(env.ip())).await;
+        }
+        env.wait_quiet().await;
+        // "web" releases its pod (and replaces it); the release alone must bring
+        // "other" to adopt it, which then deletes its own pod (still Pending) as surplus.
+        let first = env.pods_by_age("app=web").await[0].name_any();
+        env.patch_pod(&first, json!({"metadata": {"labels": {"app": "other"}}}))
             .await;
         env
     })
@@ -254,4 +310,117 @@ async fn the_selector_is_immutable_in_apps_v1() {
         env
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_replica_failure_condition_is_removed_once_creating_works_again() {
+    run("failure-cleared", |env: Env| async move {
+        let refusal = RefusePods::install(&env).await;
+        env.create_rs(replica_set("web", 2, true, json!({}))).await;
+        let api = env.replica_sets();
+        support::wait_for(
+            &api,
+            "web",
+            "a ReplicaFailure condition",
+            |rs: Option<&_>| rs.is_some_and(|rs| replica_failure(rs).is_some()),
+        )
+        .await;
+        refusal.remove(&env).await;
+        support::wait_for(&api, "web", "2 replicas", |rs: Option<&_>| {
+            rs.is_some_and(|rs: &ReplicaSet| rs.status.as_ref().is_some_and(|s| s.replicas == 2))
+        })
+        .await;
+        env.wait_quiet().await;
+        // How many retries failed while creating was refused depends on timing (they
+        // back off exponentially), so the FailedCreate warnings differ in number by
+        // nature: check that there are some, then drop them from the comparison.
+        let events = Api::<Event>::namespaced(env.client.clone(), &env.ns);
+        let failed = ListParams::default().fields("reason=FailedCreate");
+        let warned = events.list(&failed).await.unwrap().items;
+        assert!(!warned.is_empty(), "{:?}: no FailedCreate event", env.side);
+        events
+            .delete_collection(&DeleteParams::default(), &failed)
+            .await
+            .unwrap();
+        env
+    })
+    .await;
+}
+
+fn replica_failure(rs: &ReplicaSet) -> Option<&ReplicaSetCondition> {
+    let conditions = rs.status.as_ref()?.conditions.as_ref()?;
+    conditions
+        .iter()
+        .find(|c| c.type_.as_deref() == Some("ReplicaFailure"))
+}
+
+/// A ValidatingAdmissionPolicy (and its binding) that refuses every pod creation in
+/// one namespace: the same transient failure for both controllers, lifted on demand.
+struct RefusePods {
+    name: String,
+}
+
+impl RefusePods {
+    async fn install(env: &Env) -> Self {
+        let name = format!("refuse-pods-{}", env.ns);
+        let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                    "operations": ["CREATE"], "resources": ["pods"]}]},
+                "validations": [{"expression": "false", "message": "pods are refused for now"}],
+            },
+        }))
+        .unwrap();
+        let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {
+                "policyName": name,
+                "validationActions": ["Deny"],
+                "matchResources": {"namespaceSelector": {"matchLabels":
+                    {"kubernetes.io/metadata.name": env.ns}}},
+            },
+        }))
+        .unwrap();
+        let post = PostParams::default();
+        Api::<ValidatingAdmissionPolicy>::all(env.client.clone())
+            .create(&post, &policy)
+            .await
+            .unwrap();
+        Api::<ValidatingAdmissionPolicyBinding>::all(env.client.clone())
+            .create(&post, &binding)
+            .await
+            .unwrap();
+        // The API server enforces it once its own informers saw both: probe with
+        // dry-run creates until one is refused.
+        let probe: Pod = serde_json::from_value(pod("probe", "probe", json!(null))).unwrap();
+        let dry_run = PostParams {
+            dry_run: true,
+            ..PostParams::default()
+        };
+        let pods = env.pods();
+        let deadline = tokio::time::Instant::now() + support::WAIT;
+        while pods.create(&dry_run, &probe).await.is_ok() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the admission policy {name} was not enforced within {:?}",
+                support::WAIT
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self { name }
+    }
+
+    async fn remove(self, env: &Env) {
+        let delete = DeleteParams::default();
+        Api::<ValidatingAdmissionPolicyBinding>::all(env.client.clone())
+            .delete(&self.name, &delete)
+            .await
+            .unwrap();
+        Api::<ValidatingAdmissionPolicy>::all(env.client.clone())
+            .delete(&self.name, &delete)
+            .await
+            .unwrap();
+    }
 }

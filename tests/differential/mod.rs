@@ -23,7 +23,11 @@
 //!   status that merely reports progress at most once a second per ReplicaSet
 //!   (`PROGRESS_INTERVAL`, to spend fewer requests), so intermediate statuses are
 //!   coarser than kube-controller-manager's. The quiet period a snapshot waits for
-//!   (1.5 s) is longer than that interval.
+//!   (1.5 s) is longer than that interval;
+//! - a scenario with a transient refusal of pod creation (`failure-cleared`) deletes
+//!   the FailedCreate warnings before the snapshot, once it checked there are some:
+//!   how many retries fail while creation is refused depends on timing (exponential
+//!   backoff), on both sides alike.
 #![allow(dead_code)] // each parity test binary uses part of the kit
 
 use std::{
@@ -32,7 +36,10 @@ use std::{
     time::Duration,
 };
 
-use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Pod};
+use k8s_openapi::api::{
+    apps::v1::ReplicaSet,
+    core::v1::{Node, Pod},
+};
 use kube::{
     Api, Client, ResourceExt,
     api::{ListParams, Patch, PatchParams, PostParams},
@@ -48,6 +55,9 @@ use crate::{controllers, support};
 
 static REFERENCE: OnceCell<ControlPlane> = OnceCell::const_new();
 static OURS: OnceCell<ControlPlane> = OnceCell::const_new();
+/// A second hand-driven Node, for scenarios about pods on several Nodes; created on
+/// demand by [`Env::create_other_manual_node`].
+pub const OTHER_MANUAL_NODE: &str = "manual-node-2";
 /// How long a side may take to settle after a step.
 const SETTLE: Duration = Duration::from_secs(90);
 /// How long a state must hold unchanged to count as quiet.
@@ -145,6 +155,27 @@ impl Env {
     /// Sets the status of a pod on the manual Node.
     pub async fn drive(&self, pod: &str, state: PodState) {
         set_pod_state(&self.pods(), pod, &state).await.unwrap();
+    }
+
+    /// Creates the Node [`OTHER_MANUAL_NODE`] unless it exists: like the manual Node,
+    /// unschedulable and tainted, so only pods naming it land there and nothing but
+    /// the test sets their status.
+    pub async fn create_other_manual_node(&self) {
+        let node: Node = serde_json::from_value(json!({
+            "metadata": {"name": OTHER_MANUAL_NODE,
+                         "labels": {"kubernetes.io/hostname": OTHER_MANUAL_NODE}},
+            "spec": {"unschedulable": true, "taints": [
+                {"key": "kube-reconcile.io/manual-node", "effect": "NoSchedule"}]},
+        }))
+        .unwrap();
+        match Api::<Node>::all(self.client.clone())
+            .create(&PostParams::default(), &node)
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(error) => panic!("creating Node {OTHER_MANUAL_NODE}: {error}"),
+        }
     }
 
     /// A fresh pod IP for [`PodState`]s.
@@ -294,6 +325,7 @@ fn normalise_pod(pod: &Pod) -> Value {
     let node = match node.as_deref() {
         None | Some("") => "unscheduled",
         Some(MANUAL_NODE_NAME) => "manual",
+        Some(OTHER_MANUAL_NODE) => "manual-2",
         Some(_) => "fake",
     };
     let status = pod.status.clone().unwrap_or_default();

@@ -14,7 +14,7 @@ use std::{
 use futures::future::join_all;
 use k8s_openapi::{
     api::{apps::v1::ReplicaSet, core::v1::Pod},
-    apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference},
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
     jiff::Timestamp,
 };
 use kube::{
@@ -28,7 +28,7 @@ use kube_reconcile::{
     events::EventType,
     expectations::UidTrackingExpectations,
     informer::{Change, InformerFactory, Scope},
-    ownership::{ClaimError, ControllerRefManager, controller_of},
+    ownership::{ClaimError, ControllerRefManager, controller_of, controller_reference},
     reconcile::{Action, Reconcile, Request},
     selector::Selector,
     store::Store,
@@ -48,6 +48,17 @@ pub const BURST_REPLICAS: usize = 500;
 pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 /// The name this controller reports in events and field managers.
 pub const NAME: &str = "replicaset-controller";
+/// Event reason: a pod was created. kube-controller-manager's events use the same
+/// reasons, and the [`REPLICA_FAILURE`] condition reuses the two failure reasons.
+pub const SUCCESSFUL_CREATE: &str = "SuccessfulCreate";
+/// Event and condition reason: creating a pod failed.
+pub const FAILED_CREATE: &str = "FailedCreate";
+/// Event reason: a pod was deleted.
+pub const SUCCESSFUL_DELETE: &str = "SuccessfulDelete";
+/// Event and condition reason: deleting a pod failed.
+pub const FAILED_DELETE: &str = "FailedDelete";
+/// The status condition type present while the last sync failed to create or delete.
+pub const REPLICA_FAILURE: &str = "ReplicaFailure";
 /// Pods in a namespace without a controller, for adoption candidates.
 const ORPHANS_INDEX: &str = "orphans-by-namespace";
 
@@ -58,8 +69,14 @@ pub enum Error {
     #[error(transparent)]
     Claim(#[from] ClaimError),
     /// Creating or deleting pods failed (the first error of the sync).
-    #[error("{0}")]
-    ManageReplicas(String),
+    #[error("creating or deleting pods of {key} failed")]
+    ManageReplicas {
+        /// The ReplicaSet.
+        key: ObjectKey,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
     /// Writing status failed.
     #[error("updating status of {key} failed")]
     Status {
@@ -145,16 +162,32 @@ fn pod_event(
             _ => Vec::new(),
         },
         Change::Updated { old, new } => {
-            let mut keys = handler::enqueue_controller_owner(replica_sets, change);
-            if new.metadata.deletion_timestamp.is_some()
-                && old.metadata.deletion_timestamp.is_none()
-            {
-                // A graceful delete started: count it as observed now, as the reference does.
-                deleted(expectations, new, owner_key(new));
+            if new.resource_version() == old.resource_version() {
+                // A relist or resync delivers the same version again: nothing changed.
+                return Vec::new();
             }
-            if controller_of(&**new).is_none() && (new.labels() != old.labels() || keys.is_empty())
-            {
-                keys.extend(matching_replica_sets(replica_sets, new));
+            let labels_changed = new.labels() != old.labels();
+            let mut keys = Vec::new();
+            if new.metadata.deletion_timestamp.is_some() {
+                // A graceful delete started: count it as observed now, as the reference
+                // does, for the owner now and, if the labels moved, the owner before.
+                keys.extend(deleted(expectations, new, owner_key(new)));
+                if labels_changed {
+                    keys.extend(deleted(expectations, old, owner_key(old)));
+                }
+            } else {
+                let (old_ref, new_ref) = (controller_of(&**old), controller_of(&**new));
+                let ref_changed = old_ref != new_ref;
+                if ref_changed {
+                    // Released or handed over: the previous owner resyncs too.
+                    keys.extend(owner_key(old));
+                }
+                if new_ref.is_some() {
+                    keys.extend(owner_key(new));
+                } else if labels_changed || ref_changed {
+                    // An orphan that changed: whoever matches it now may adopt it.
+                    keys.extend(matching_replica_sets(replica_sets, new));
+                }
             }
             keys.sort();
             keys.dedup();
@@ -286,7 +319,7 @@ impl ReplicaSetController {
             let (created, error) = self.create_in_slow_start(ctx, rs, missing).await;
             // Pods never attempted, or that failed, will not be observed.
             self.expectations.lower_creations(key, missing - created);
-            return error.map_or(Ok(()), |e| Err(Error::ManageReplicas(e)));
+            return error.map_or(Ok(()), |source| Err(manage_error(key, source)));
         }
         if claimed.len() > wanted {
             let surplus = (claimed.len() - wanted).min(BURST_REPLICAS);
@@ -295,7 +328,7 @@ impl ReplicaSetController {
                 .expect_deletions(key, victims.iter().map(|p| pods::key(p)));
             let deletions = victims.iter().map(|pod| self.delete_pod(ctx, key, rs, pod));
             let first_error = join_all(deletions).await.into_iter().find_map(Result::err);
-            return first_error.map_or(Ok(()), |e| Err(Error::ManageReplicas(e)));
+            return first_error.map_or(Ok(()), |source| Err(manage_error(key, source)));
         }
         Ok(())
     }
@@ -307,7 +340,7 @@ impl ReplicaSetController {
         ctx: &Context,
         rs: &ReplicaSet,
         count: usize,
-    ) -> (usize, Option<String>) {
+    ) -> (usize, Option<kube::Error>) {
         let (mut created, mut batch) = (0, 1);
         while created < count {
             let size = batch.min(count - created);
@@ -322,7 +355,7 @@ impl ReplicaSetController {
         (created, None)
     }
 
-    async fn create_pod(&self, ctx: &Context, rs: &ReplicaSet) -> Result<(), String> {
+    async fn create_pod(&self, ctx: &Context, rs: &ReplicaSet) -> Result<(), kube::Error> {
         let template = rs.spec.template.clone().unwrap_or_default();
         let template_meta = template.metadata.unwrap_or_default();
         let pod = Pod {
@@ -331,7 +364,7 @@ impl ReplicaSetController {
                 labels: template_meta.labels,
                 annotations: template_meta.annotations,
                 finalizers: template_meta.finalizers,
-                owner_references: Some(vec![controller_ref(rs)]),
+                owner_references: Some(vec![controller_reference(rs)]),
                 ..ObjectMeta::default()
             },
             spec: template.spec,
@@ -346,16 +379,16 @@ impl ReplicaSetController {
             Ok(created) => {
                 ctx.wrote(&created);
                 let note = format!("Created pod: {}", created.name_any());
-                ctx.event(EventType::Normal, "SuccessfulCreate", &note);
+                ctx.event(EventType::Normal, SUCCESSFUL_CREATE, &note);
                 Ok(())
             }
             Err(error) => {
-                let note = format!("Error creating: {}", api_message(&error));
                 // A namespace being deleted refuses every create; no event for that.
                 if !is_namespace_terminating(&error) {
-                    ctx.event(EventType::Warning, "FailedCreate", &note);
+                    let note = format!("Error creating: {}", api_message(&error));
+                    ctx.event(EventType::Warning, FAILED_CREATE, &note);
                 }
-                Err(note)
+                Err(error)
             }
         }
     }
@@ -366,7 +399,7 @@ impl ReplicaSetController {
         key: &ObjectKey,
         rs: &ReplicaSet,
         pod: &Pod,
-    ) -> Result<(), String> {
+    ) -> Result<(), kube::Error> {
         let namespace = rs.namespace().unwrap_or_default();
         match self
             .api::<Pod>(&namespace)
@@ -375,7 +408,7 @@ impl ReplicaSetController {
         {
             Ok(_) => {
                 let note = format!("Deleted pod: {}", pod.name_any());
-                ctx.event(EventType::Normal, "SuccessfulDelete", &note);
+                ctx.event(EventType::Normal, SUCCESSFUL_DELETE, &note);
                 Ok(())
             }
             // Already gone: its delete event settles the expectation.
@@ -383,14 +416,15 @@ impl ReplicaSetController {
             Err(error) => {
                 self.expectations.deletion_observed(key, &pods::key(pod));
                 let note = format!("Error deleting: {}", api_message(&error));
-                ctx.event(EventType::Warning, "FailedDelete", &note);
-                Err(note)
+                ctx.event(EventType::Warning, FAILED_DELETE, &note);
+                Err(error)
             }
         }
     }
 
     /// The `count` pods to delete first, by kube-controller-manager's ranking. Pods of
-    /// ReplicaSets with the same controller (one Deployment) count as colocated.
+    /// ReplicaSets with the same controller (one Deployment) count as colocated; a
+    /// ReplicaSet without a controller has no such pods, so that criterion ties.
     fn pods_to_delete(&self, rs: &ReplicaSet, claimed: &[Arc<Pod>], count: usize) -> Vec<Arc<Pod>> {
         let mut ranked: Vec<Arc<Pod>> = claimed.to_vec();
         if count < ranked.len() {
@@ -410,11 +444,14 @@ impl ReplicaSetController {
         ranked
     }
 
+    /// Active pods per node of every ReplicaSet controlled by `rs`'s controller (`rs`
+    /// included). Empty when `rs` has no controller, as in kube-controller-manager,
+    /// which then ranks every pod the same on colocation.
     fn active_related_pods_per_node(&self, rs: &ReplicaSet) -> HashMap<String, usize> {
         let namespace = rs.namespace().unwrap_or_default();
         let related: Vec<Arc<ReplicaSet>> = match controller_of(rs) {
             Some(owner) => self.replica_sets.controlled_by(&owner.uid),
-            None => vec![Arc::new(rs.clone())],
+            None => Vec::new(),
         };
         let mut seen = HashSet::new();
         let mut on_node = HashMap::new();
@@ -462,13 +499,9 @@ fn is_controlled_by(pod: &Pod, rs: &ReplicaSet) -> bool {
     controller_of(pod).is_some_and(|r| Some(&r.uid) == rs.metadata.uid.as_ref())
 }
 
-fn controller_ref(rs: &ReplicaSet) -> OwnerReference {
-    OwnerReference {
-        api_version: "apps/v1".into(),
-        kind: "ReplicaSet".into(),
-        name: rs.name_any(),
-        uid: rs.uid().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
+fn manage_error(key: &ObjectKey, source: kube::Error) -> Error {
+    Error::ManageReplicas {
+        key: key.clone(),
+        source,
     }
 }

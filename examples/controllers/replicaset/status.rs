@@ -21,7 +21,10 @@ use kube::{
 };
 use kube_reconcile::{ObjectKey, context::Context};
 
-use super::{Error, NAME, PROGRESS_INTERVAL, ReplicaSetController, pods};
+use super::{
+    Error, FAILED_CREATE, FAILED_DELETE, NAME, PROGRESS_INTERVAL, REPLICA_FAILURE,
+    ReplicaSetController, api_message, pods,
+};
 
 impl ReplicaSetController {
     /// Writes status (with observedGeneration) only when it changed. Mere progress
@@ -45,7 +48,12 @@ impl ReplicaSetController {
         if let Some(wait) = self.progress_wait(key, rs, &current, &status) {
             return Ok(Some(wait));
         }
-        let patch = serde_json::json!({"status": status});
+        let mut patch = serde_json::json!({"status": status});
+        if status.conditions.is_none() {
+            // A merge patch keeps whatever it does not mention: a condition list that
+            // is gone (the last condition removed) must be sent as null to be removed.
+            patch["status"]["conditions"] = serde_json::Value::Null;
+        }
         let params = PatchParams {
             field_manager: Some(NAME.into()),
             ..PatchParams::default()
@@ -137,20 +145,25 @@ pub(super) fn calculate_status(
     let conditions = status.conditions.get_or_insert_with(Vec::new);
     let failure = conditions
         .iter()
-        .position(|c| c.type_.as_deref() == Some("ReplicaFailure"));
+        .position(|c| c.type_.as_deref() == Some(REPLICA_FAILURE));
     match (manage_error, failure) {
         (Some(error), None) => {
             let wanted = usize::try_from(rs.spec.replicas.unwrap_or(1)).unwrap_or(0);
             let reason = if claimed.len() < wanted {
-                "FailedCreate"
+                FAILED_CREATE
             } else {
-                "FailedDelete"
+                FAILED_DELETE
+            };
+            // The API server's own words, as kube-controller-manager's message.
+            let message = match error {
+                Error::ManageReplicas { source, .. } => api_message(source),
+                other => other.to_string(),
             };
             conditions.push(ReplicaSetCondition {
-                type_: Some("ReplicaFailure".into()),
+                type_: Some(REPLICA_FAILURE.into()),
                 status: Some("True".into()),
                 reason: Some(reason.into()),
-                message: Some(error.to_string()),
+                message: Some(message),
                 last_transition_time: Some(Time(now)),
             });
         }

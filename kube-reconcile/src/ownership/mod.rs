@@ -166,15 +166,7 @@ where
     /// Returns whether the child was adopted (false if it vanished meanwhile).
     async fn adopt(&self, child: &C) -> Result<bool, ClaimError> {
         self.can_adopt().await?;
-        let owner = self.owner;
-        let reference = OwnerReference {
-            api_version: P::api_version(&()).into_owned(),
-            kind: P::kind(&()).into_owned(),
-            name: owner.name_any(),
-            uid: owner.meta().uid.clone().unwrap_or_default(),
-            controller: Some(true),
-            block_owner_deletion: Some(true),
-        };
+        let reference = controller_reference(self.owner);
         let patch = json!({"metadata": {"ownerReferences": [reference], "uid": child.meta().uid}});
         self.patch(child, patch).await
     }
@@ -220,6 +212,40 @@ where
             child: child.to_string(),
             source,
         }
+    }
+}
+
+/// A controller reference to `owner`, to put in a child's `ownerReferences`: the
+/// owner's `apiVersion`, kind, name and UID, with `controller` and
+/// `blockOwnerDeletion` set (so foreground deletion of the owner waits for the child).
+///
+/// The owner should come from the API server (a cache or a read): an object that was
+/// never stored has no UID, and the API server refuses a reference without one.
+///
+/// ```
+/// use k8s_openapi::api::apps::v1::ReplicaSet;
+/// use kube_reconcile::ownership::controller_reference;
+///
+/// let mut rs = ReplicaSet::default();
+/// rs.metadata.name = Some("web".into());
+/// rs.metadata.uid = Some("0c6c6a4e-3b5f-4f5e-9d43-0a9ab7b2c1d2".into());
+///
+/// let reference = controller_reference(&rs);
+/// assert_eq!(reference.api_version, "apps/v1");
+/// assert_eq!(reference.kind, "ReplicaSet");
+/// assert_eq!(reference.name, "web");
+/// assert_eq!(reference.uid, "0c6c6a4e-3b5f-4f5e-9d43-0a9ab7b2c1d2");
+/// assert_eq!(reference.controller, Some(true));
+/// assert_eq!(reference.block_owner_deletion, Some(true));
+/// ```
+pub fn controller_reference<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReference {
+    OwnerReference {
+        api_version: K::api_version(&()).into_owned(),
+        kind: K::kind(&()).into_owned(),
+        name: owner.name_any(),
+        uid: owner.meta().uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
     }
 }
 
