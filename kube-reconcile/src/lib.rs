@@ -22,6 +22,12 @@
 //! - [`testing`] (feature `testing`): a real local control plane — etcd and
 //!   kube-apiserver v1.37 built from Go modules, optionally kube-scheduler with kwok's
 //!   fake Nodes and kube-controller-manager — for integration tests and demos.
+//!
+//! Like kube, this crate does not pick a Kubernetes version for k8s-openapi: the
+//! application selects one with a feature on its own k8s-openapi dependency, e.g.
+//! `k8s-openapi = { version = "0.29", features = ["v1_37"] }` (a library selects it in
+//! its dev-dependencies only). Without one, k8s-openapi's build script stops the build
+//! and says so.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod client;
