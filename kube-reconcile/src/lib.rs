@@ -14,7 +14,8 @@
 //!   prometheus-client;
 //! - helpers every real controller needs: [`expectations`], [`consistency`] (read
 //!   your own writes), [`ownership`]
-//!   (claim, adopt, release), compiled label [`selector`]s, and [`events`];
+//!   (claim, adopt, release), compiled label [`selector`]s, [`events`], and status
+//!   [`conditions`] (set, find, remove, with Kubernetes' transition-time rules);
 //! - [`crd`] (feature `derive`, on by default): `#[derive(Crd)]` turns a spec struct
 //!   into a resource type and a structural CustomResourceDefinition, with garde rules
 //!   enforced by kube-apiserver too; several versions merged, converted with `From`;
@@ -31,6 +32,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod client;
+pub mod conditions;
 pub mod consistency;
 pub mod controller;
 #[cfg(feature = "derive")]
