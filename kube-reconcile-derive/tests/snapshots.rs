@@ -10,7 +10,7 @@ use garde::Validate;
 use k8s_openapi::apimachinery::pkg::{
     api::resource::Quantity, apis::meta::v1::Time, util::intstr::IntOrString,
 };
-use kube_reconcile::crd::{Crd, CrdSchema, CustomResourceExt as _, merge_versions};
+use kube_reconcile::crd::{Crd, CrdSchema, CustomResourceExt, merge_versions};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -335,6 +335,24 @@ fn resource_type_round_trips() {
     fn _api(client: kube::Client) -> kube::Api<v2::Database> {
         kube::Api::namespaced(client, "default")
     }
+}
+
+/// `to_yaml` text is whatever the YAML writer makes of it; what matters is that it reads
+/// back as exactly the CRD (multi-line descriptions go through block scalars, strings
+/// such as `""` or ones containing `: ` through quoting).
+#[test]
+fn to_yaml_reads_back_as_the_crd() {
+    fn check<K: CustomResourceExt>() {
+        let yaml = K::to_yaml();
+        let back: serde_json::Value = serde_saphyr::from_str(&yaml)
+            .unwrap_or_else(|e| panic!("to_yaml output does not parse: {e}\n{yaml}"));
+        assert_eq!(back, serde_json::to_value(K::crd()).unwrap(), "{yaml}");
+    }
+    check::<WebApp>();
+    check::<Pipeline>();
+    check::<v1::Database>();
+    check::<v2::Database>();
+    check::<Bag>();
 }
 
 /// Shapes that need a marker: a flattened map, a generic nested type, CEL on a nested

@@ -19,7 +19,8 @@
 //!   prometheus-client;
 //! - helpers every real controller needs: [`expectations`], [`consistency`] (read
 //!   your own writes), [`ownership`]
-//!   (claim, adopt, release), compiled label [`selector`]s, and [`events`];
+//!   (claim, adopt, release), compiled label [`selector`]s, [`events`], and status
+//!   [`conditions`] (set, find, remove, with Kubernetes' transition-time rules);
 //! - [`crd`] (feature `derive`, on by default): `#[derive(Crd)]` turns a spec struct
 //!   into a resource type and a structural CustomResourceDefinition, with garde rules
 //!   enforced by kube-apiserver too; several versions merged, converted with `From`;
@@ -27,10 +28,17 @@
 //! - [`testing`] (feature `testing`): a real local control plane — etcd and
 //!   kube-apiserver v1.37 built from Go modules, optionally kube-scheduler with kwok's
 //!   fake Nodes and kube-controller-manager — for integration tests and demos.
+//!
+//! Like kube, this crate does not pick a Kubernetes version for k8s-openapi: the
+//! application selects one with a feature on its own k8s-openapi dependency, e.g.
+//! `k8s-openapi = { version = "0.29", features = ["v1_37"] }` (a library selects it in
+//! its dev-dependencies only). Without one, k8s-openapi's build script stops the build
+//! and says so.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod apply;
 pub mod client;
+pub mod conditions;
 pub mod consistency;
 pub mod context;
 pub mod controller;

@@ -162,9 +162,15 @@ pub trait CustomResourceExt {
     /// The short names declared with `short_names(...)`.
     fn short_names() -> &'static [&'static str];
     /// The CRD as YAML, ready for `kubectl apply -f`.
+    ///
+    /// Written by `serde-saphyr` (the YAML crate kube itself uses) with its defaults:
+    /// two-space indentation, no document marker, quotes around strings that a YAML 1.1
+    /// reader would take for a number, boolean or null, and multi-line strings (such as
+    /// doc comments of several paragraphs) as literal block scalars (`|-`). The exact text
+    /// may change with serde-saphyr versions; compare parsed values, not text.
     fn to_yaml() -> String {
         // A CRD is plain data with string keys: serialization cannot fail.
-        serde_yaml::to_string(&Self::crd()).expect("a CRD always serializes")
+        serde_saphyr::to_string(&Self::crd()).expect("a CRD always serializes")
     }
     /// The CRD as pretty-printed JSON.
     fn to_json() -> String {

@@ -8,7 +8,11 @@ use std::{
 
 use super::Error;
 
-/// The Kubernetes version the harness builds and expects; equal to k8s-openapi's `v1_37`.
+/// The Kubernetes version the harness builds and runs.
+///
+/// It is independent of the k8s-openapi version feature the application selects (this
+/// workspace's tests select `v1_37`): with an older feature the harness still runs a
+/// v1.37 API server, and k8s-openapi's types then lack the fields added since.
 pub const KUBERNETES_VERSION: &str = "v1.37.2";
 
 /// Where the control-plane binaries live.
