@@ -4,8 +4,8 @@
 //! `cargo run --example configmap-mirror` starts a local control plane, runs the
 //! operator and mirrors a sample; `-- --kubeconfig PATH` runs it against a cluster.
 
-#[path = "common/kubeconfig.rs"]
-mod kubeconfig;
+#[path = "common/cluster.rs"]
+mod cluster;
 mod mirror;
 
 use std::path::PathBuf;
@@ -27,21 +27,9 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,kube=warn".into()),
-        )
-        .init();
-    let (client, control_plane) = match &args.kubeconfig {
-        Some(path) => (kubeconfig::client(path).await?, None),
-        None => {
-            println!("No --kubeconfig: starting a local control plane...");
-            let cp = ControlPlane::builder().start().await?;
-            println!("export KUBECONFIG={}", cp.kubeconfig_path().display());
-            (cp.client().await?, Some(cp))
-        }
-    };
+    cluster::init_tracing("info,kube=warn");
+    let (client, control_plane) =
+        cluster::connect(args.kubeconfig.as_deref(), ControlPlane::builder).await?;
     let factory = InformerFactory::new(client.clone());
     let running = mirror::controller(&factory, &Scope::all()).start();
     if control_plane.is_some() {

@@ -8,9 +8,9 @@
 //! Without `--kubeconfig` it starts the local control plane (etcd, kube-apiserver,
 //! kube-scheduler, kwok with `--fake-nodes` Nodes) and prints how to reach it.
 
+#[path = "common/cluster.rs"]
+mod cluster;
 mod controllers;
-#[path = "common/kubeconfig.rs"]
-mod kubeconfig;
 
 use std::path::PathBuf;
 
@@ -53,36 +53,17 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,kube=warn".into()),
-        )
-        .init();
+    cluster::init_tracing("info,kube=warn");
     let args = Args::parse();
     if args.leader_elect {
         bail!("leader election is not implemented yet; run with --leader-elect=false");
     }
     let enabled = enabled_controllers(&args.controllers)?;
 
-    let (client, control_plane) = match &args.kubeconfig {
-        Some(path) => (kubeconfig::client(path).await?, None),
-        None => {
-            println!(
-                "No --kubeconfig: starting a local control plane with {} fake Nodes...",
-                args.fake_nodes
-            );
-            let cp = ControlPlane::builder()
-                .fake_nodes(args.fake_nodes)
-                .start()
-                .await?;
-            println!(
-                "Reach it with: export KUBECONFIG={}",
-                cp.kubeconfig_path().display()
-            );
-            (cp.client().await?, Some(cp))
-        }
-    };
+    let (client, control_plane) = cluster::connect(args.kubeconfig.as_deref(), || {
+        ControlPlane::builder().fake_nodes(args.fake_nodes)
+    })
+    .await?;
     let client = if args.kube_api_qps > 0.0 {
         kube_reconcile::client::rate_limited(client, args.kube_api_qps, args.kube_api_burst)
     } else {

@@ -10,8 +10,8 @@
 //! On the local control plane, kube-controller-manager runs the Deployment,
 //! ReplicaSet and garbage-collector controllers, and kwok's fake Nodes run the pods.
 
-#[path = "common/kubeconfig.rs"]
-mod kubeconfig;
+#[path = "common/cluster.rs"]
+mod cluster;
 mod webapp;
 
 use std::{path::PathBuf, time::Duration};
@@ -49,31 +49,19 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", WebApp::to_yaml());
         return Ok(());
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,kube=warn".into()),
-        )
-        .init();
+    cluster::init_tracing("info,kube=warn");
 
-    let (client, control_plane) = match &args.kubeconfig {
-        Some(path) => (kubeconfig::client(path).await?, None),
-        None => {
-            println!("No --kubeconfig: starting a local control plane...");
-            let cp = ControlPlane::builder()
-                .fake_nodes(2)
-                .kube_controller_manager([
-                    "deployment-controller",
-                    "replicaset-controller",
-                    "garbage-collector-controller",
-                ])
-                .crds([WebApp::crd()])
-                .start()
-                .await?;
-            println!("export KUBECONFIG={}", cp.kubeconfig_path().display());
-            (cp.client().await?, Some(cp))
-        }
-    };
+    let (client, control_plane) = cluster::connect(args.kubeconfig.as_deref(), || {
+        ControlPlane::builder()
+            .fake_nodes(2)
+            .kube_controller_manager([
+                "deployment-controller",
+                "replicaset-controller",
+                "garbage-collector-controller",
+            ])
+            .crds([WebApp::crd()])
+    })
+    .await?;
 
     let factory = InformerFactory::new(client.clone());
     let controller = webapp::operator::controller(&factory, &Scope::all());

@@ -33,10 +33,7 @@ use tokio::sync::OnceCell;
 static CONTROL_PLANE: OnceCell<ControlPlane> = OnceCell::const_new();
 
 async fn setup(prefix: &str) -> (Client, String) {
-    let cp = support::shared(&CONTROL_PLANE, ControlPlane::builder).await;
-    let client = cp.client().await.unwrap();
-    let ns = cp.create_namespace(&client, prefix).await.unwrap();
-    (client, ns)
+    support::namespace(&CONTROL_PLANE, ControlPlane::builder, prefix).await
 }
 
 /// Records every reconcile and whether two ever overlapped for one key.

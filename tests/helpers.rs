@@ -1,5 +1,6 @@
 //! The operator helpers on the real API server: finalizers through a stale cache and
-//! against a competing writer, and server-side apply's field ownership.
+//! against a competing writer, server-side apply's field ownership, and status
+//! conditions whose transition times survive the round trip.
 
 mod support;
 
@@ -11,27 +12,55 @@ use std::{
     },
 };
 
-use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::ConfigMap};
+use k8s_openapi::{
+    api::{apps::v1::ReplicaSet, core::v1::ConfigMap},
+    apimachinery::pkg::apis::meta::v1::Condition,
+};
 use kube::{
     Api, Client, ResourceExt,
     api::{DeleteParams, Patch, PatchParams, PostParams},
 };
 use kube_reconcile::{
     apply::{Applier, ApplyError},
+    conditions::{self, ConditionExt},
+    crd::{Crd, CustomResourceExt},
     finalizer::{FinalizerEvent, finalizer},
     reconcile::Action,
     testing::ControlPlane,
 };
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::OnceCell;
 
 static CONTROL_PLANE: OnceCell<ControlPlane> = OnceCell::const_new();
 
 async fn setup(prefix: &str) -> (Client, String) {
-    let cp = support::shared(&CONTROL_PLANE, ControlPlane::builder).await;
-    let client = cp.client().await.unwrap();
-    let ns = cp.create_namespace(&client, prefix).await.unwrap();
-    (client, ns)
+    let builder = || ControlPlane::builder().crds([Probe::crd()]);
+    support::namespace(&CONTROL_PLANE, builder, prefix).await
+}
+
+/// A custom resource with conditions in its status, for the conditions test.
+#[derive(Crd, Clone, Debug, Default, Serialize, Deserialize, garde::Validate)]
+#[crd(
+    group = "helpers.kube-reconcile.dev",
+    version = "v1",
+    kind = "Probe",
+    namespaced,
+    status = ProbeStatus
+)]
+pub struct ProbeSpec {
+    /// Anything.
+    #[garde(skip)]
+    #[serde(default)]
+    pub note: String,
+}
+
+/// The probe's status: just conditions.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ProbeStatus {
+    /// The conditions.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
 }
 
 const OURS: &str = "example.com/cleanup";
@@ -247,4 +276,67 @@ async fn apply_status_needs_no_hand_written_envelope() {
     let stored = applier.apply_status(&created, &status).await.unwrap();
     assert_eq!(stored.status.unwrap().observed_generation, Some(1));
     assert_eq!(created.name_any(), stored.metadata.name.unwrap());
+}
+
+#[tokio::test]
+async fn condition_transition_times_move_only_when_the_status_flips() {
+    let (client, ns) = setup("conditions").await;
+    let api = Api::<Probe>::namespaced(client.clone(), &ns);
+    let created = api
+        .create(
+            &PostParams::default(),
+            &Probe::new("probe", ProbeSpec::default()),
+        )
+        .await
+        .unwrap();
+    let applier = Applier::new(client, "probe-controller");
+    // One reconcile: start from the stored conditions, set one, write if it changed.
+    let write = async |ready: bool, reason: &str| {
+        let stored = api.get("probe").await.unwrap();
+        let mut status = stored.status.clone().unwrap_or_default();
+        let condition = conditions::new("Ready", ready, reason, format!("{reason} now"))
+            .for_generation(&stored);
+        if conditions::set(&mut status.conditions, condition) {
+            applier.apply_status(&stored, &status).await.unwrap();
+        }
+        let stored = api.get("probe").await.unwrap();
+        let conditions = stored.status.unwrap().conditions;
+        assert_eq!(conditions.len(), 1);
+        conditions[0].clone()
+    };
+
+    let first = write(false, "Starting").await;
+    assert_eq!(first.status, "False");
+    assert_eq!(first.observed_generation, created.metadata.generation);
+    assert!(conditions::is_false(
+        &api.get("probe").await.unwrap().status.unwrap().conditions,
+        "Ready"
+    ));
+
+    // Whole seconds on the wire: let the clock pass one, so a moved time would show.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let same = write(false, "StillStarting").await;
+    assert_eq!(same.reason, "StillStarting", "the reason changed");
+    assert_eq!(
+        same.last_transition_time, first.last_transition_time,
+        "the status did not flip, so the transition time stays"
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let flipped = write(true, "Started").await;
+    assert_eq!(flipped.status, "True");
+    assert!(
+        flipped.last_transition_time.0 > first.last_transition_time.0,
+        "a flip moves the transition time: {:?} -> {:?}",
+        first.last_transition_time,
+        flipped.last_transition_time
+    );
+
+    // Writing the same again changes nothing, so no write at all.
+    let before = api.get("probe").await.unwrap().metadata.resource_version;
+    write(true, "Started").await;
+    assert_eq!(
+        api.get("probe").await.unwrap().metadata.resource_version,
+        before
+    );
 }

@@ -12,12 +12,13 @@ use kube::{
     api::{Patch, PatchParams, PostParams},
 };
 use kube_reconcile::{
+    conditions,
     crd::CustomResourceExt,
     informer::{InformerFactory, Scope},
     testing::ControlPlane,
 };
 use serde_json::json;
-use webapp::resource::WebApp;
+use webapp::{operator, resource::WebApp};
 
 fn web_app(name: &str, spec: serde_json::Value) -> WebApp {
     serde_json::from_value(json!({
@@ -59,7 +60,14 @@ async fn a_web_app_gets_a_deployment_and_a_service_and_reports_ready_pods() {
                 .is_some_and(|s| s.ready_replicas == n && s.replicas == n)
         }
     };
-    support::wait_for(&apps, "hello", "2 ready replicas", ready(2)).await;
+    let app = support::wait_for(&apps, "hello", "2 ready replicas", ready(2)).await;
+    let status = app.status.unwrap();
+    let condition = conditions::find(&status.conditions, operator::READY).unwrap();
+    assert_eq!(
+        (condition.status.as_str(), condition.reason.as_str()),
+        ("True", operator::REASON_REPLICAS_READY)
+    );
+    assert_eq!(condition.observed_generation, app.metadata.generation);
 
     let deployment = Api::<Deployment>::namespaced(client.clone(), &ns)
         .get("hello")

@@ -17,12 +17,23 @@ use k8s_openapi::{
     },
 };
 use kube::{Resource, ResourceExt};
-use kube_reconcile::{apply::ApplyError, ownership::is_controlled_by, prelude::*};
+use kube_reconcile::{
+    apply::ApplyError,
+    conditions::{self, ConditionExt},
+    ownership::is_controlled_by,
+    prelude::*,
+};
 
 use super::resource::{ServiceType, WebApp, WebAppStatus};
 
 /// The field manager of everything this operator writes (and its controller name).
 pub const MANAGER: &str = "webapp-operator";
+/// The condition type saying whether every wanted replica is ready.
+pub const READY: &str = "Ready";
+/// `Ready` is true: as many ready replicas as the spec asks for.
+pub const REASON_REPLICAS_READY: &str = "ReplicasReady";
+/// `Ready` is false: fewer ready replicas than the spec asks for.
+pub const REASON_REPLICAS_NOT_READY: &str = "ReplicasNotReady";
 
 /// What can fail in a sync; every variant is retried with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -79,11 +90,29 @@ impl WebAppOperator {
             .filter(|d| is_controlled_by(&**d, app))
             .and_then(|d| d.status.clone())
             .unwrap_or_default();
+        let ready = observed.ready_replicas.unwrap_or(0);
+        let wanted = app.spec.replicas;
+        let all_ready = ready >= wanted;
+        let reason = if all_ready {
+            REASON_REPLICAS_READY
+        } else {
+            REASON_REPLICAS_NOT_READY
+        };
+        // Start from the stored conditions so the transition time survives.
+        let mut conditions_now = app
+            .status
+            .as_ref()
+            .map(|s| s.conditions.clone())
+            .unwrap_or_default();
+        let message = format!("{ready} of {wanted} replicas ready");
+        let condition = conditions::new(READY, all_ready, reason, message).for_generation(app);
+        conditions::set(&mut conditions_now, condition);
         WebAppStatus {
             replicas: observed.replicas.unwrap_or(0),
-            ready_replicas: observed.ready_replicas.unwrap_or(0),
+            ready_replicas: ready,
             selector: Some(format!("app.kubernetes.io/instance={name}")),
             observed_generation: app.metadata.generation,
+            conditions: conditions_now,
         }
     }
 }

@@ -23,6 +23,19 @@ pub async fn shared(
     cell.get_or_init(|| start(builder())).await
 }
 
+/// The binary's shared control plane (started once by `builder`), a client, and a new
+/// namespace named after `prefix` for one test.
+pub async fn namespace(
+    cell: &'static OnceCell<ControlPlane>,
+    builder: impl FnOnce() -> ControlPlaneBuilder,
+    prefix: &str,
+) -> (kube::Client, String) {
+    let cp = shared(cell, builder).await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace(&client, prefix).await.unwrap();
+    (client, ns)
+}
+
 /// Starts a control plane for one test; panics with the reason if it cannot start.
 pub async fn start(builder: ControlPlaneBuilder) -> ControlPlane {
     init_tracing();

@@ -144,10 +144,21 @@ where
         self
     }
 
+    /// Caches `W` from `source` for the reconciler to read, without enqueueing
+    /// anything on its changes: the controller waits for it to sync and hands out its
+    /// [`store`](Self::store).
+    pub fn reads<W>(self, source: impl Into<Source<W>>) -> Self
+    where
+        W: Watchable,
+    {
+        self.watches::<W>(source, |_| Vec::new())
+    }
+
     /// The cache of a type this controller watches (`K` itself, or a type given to
     /// [`owns`](Self::owns) or [`watches`](Self::watches) so far), for the reconciler
     /// to read. The controller waits for it to sync before reconciling. If a type is
-    /// watched from several sources, the first one's store. `None` if `W` is not
+    /// watched from several sources, the first one's store. (Also for
+    /// [`reads`](Self::reads).) `None` if `W` is not
     /// watched.
     pub fn store<W: 'static>(&self) -> Option<Store<W>> {
         if std::any::TypeId::of::<W>() == std::any::TypeId::of::<K>() {
