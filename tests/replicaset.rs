@@ -58,10 +58,7 @@ async fn scales_up_and_down_with_status_and_events_and_adopts_orphans() {
     let factory = InformerFactory::new(client.clone());
     let controller =
         controllers::replicaset::controller(client.clone(), &factory, &Scope::all(), 5);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(controller.run(async {
-        let _ = stopped.await;
-    }));
+    let controller = controller.start();
 
     let replica_sets = Api::<ReplicaSet>::namespaced(client.clone(), &ns);
     let pods = Api::<Pod>::namespaced(client.clone(), &ns);
@@ -134,6 +131,5 @@ async fn scales_up_and_down_with_status_and_events_and_adopts_orphans() {
         (4, 3),
         "(SuccessfulCreate, SuccessfulDelete) occurrences"
     );
-    let _ = stop.send(());
-    run.await.unwrap();
+    controller.shutdown().await;
 }

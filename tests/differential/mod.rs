@@ -418,29 +418,24 @@ where
         next_ip: AtomicU32::new(0),
     };
     let factory = InformerFactory::new(client.clone());
-    let (stop, running) = match side {
-        Side::Reference => (None, None),
+    let running = match side {
+        Side::Reference => None,
         Side::Ours => {
             let scope = Scope::all().namespace(&ns);
             let controller = controllers::replicaset::controller(client, &factory, &scope, 5);
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let running = tokio::spawn(controller.run(async {
-                let _ = stopped.await;
-            }));
+            let running = controller.start();
             // kube-controller-manager's caches are long synced when a scenario starts;
             // give ours the same footing.
             factory.informer::<ReplicaSet>(&scope).wait_for_sync().await;
             factory.informer::<Pod>(&scope).wait_for_sync().await;
-            (Some(stop), Some(running))
+            Some(running)
         }
     };
     let env = scenario(env).await;
     env.wait_quiet().await;
     let snapshot = env.snapshot().await;
-    if let (Some(stop), Some(running)) = (stop, running) {
-        let _ = stop.send(());
-        running.await.unwrap();
-        factory.shutdown();
+    if let Some(running) = running {
+        running.shutdown().await;
     }
     snapshot
 }
