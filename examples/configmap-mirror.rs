@@ -36,11 +36,7 @@ async fn main() -> anyhow::Result<()> {
         sample(client).await?;
     }
     println!("Ctrl-C stops.");
-    shutdown_signal().await;
-    running.shutdown().await;
-    if let Some(cp) = control_plane {
-        cp.stop().await;
-    }
+    cluster::run_until_signal(vec![running], control_plane).await;
     Ok(())
 }
 

@@ -17,7 +17,6 @@ use std::path::PathBuf;
 use anyhow::bail;
 use clap::{ArgAction, Parser};
 use kube_reconcile::{
-    controller::shutdown_signal,
     informer::{InformerFactory, Scope},
     testing::ControlPlane,
 };
@@ -87,15 +86,7 @@ async fn main() -> anyhow::Result<()> {
         }
         println!("Started the {name} controller.");
     }
-    shutdown_signal().await;
-    println!("Stopping...");
-    for controller in running {
-        controller.shutdown().await;
-    }
-    println!("Controllers stopped.");
-    if let Some(cp) = control_plane {
-        cp.stop().await;
-    }
+    cluster::run_until_signal(running, control_plane).await;
     Ok(())
 }
 

@@ -22,7 +22,6 @@ use kube::{
     api::{Patch, PatchParams},
 };
 use kube_reconcile::{
-    controller::shutdown_signal,
     crd::CustomResourceExt,
     informer::{InformerFactory, Scope},
     testing::ControlPlane,
@@ -70,11 +69,7 @@ async fn main() -> anyhow::Result<()> {
     if control_plane.is_some() {
         sample(client).await?;
     }
-    shutdown_signal().await;
-    running.shutdown().await;
-    if let Some(cp) = control_plane {
-        cp.stop().await;
-    }
+    cluster::run_until_signal(vec![running], control_plane).await;
     Ok(())
 }
 

@@ -8,7 +8,10 @@ use kube::{
     Client, Config,
     config::{KubeConfigOptions, Kubeconfig},
 };
-use kube_reconcile::testing::{ControlPlane, ControlPlaneBuilder};
+use kube_reconcile::{
+    controller::{ControllerHandle, shutdown_signal},
+    testing::{ControlPlane, ControlPlaneBuilder},
+};
 
 /// Logs to stderr at `default` (e.g. `info,kube=warn`) unless `RUST_LOG` says otherwise.
 pub fn init_tracing(default: &str) {
@@ -41,4 +44,21 @@ pub async fn connect(
         control_plane.kubeconfig_path().display()
     );
     Ok((control_plane.client().await?, Some(control_plane)))
+}
+
+/// Waits for SIGTERM or Ctrl-C, then stops the controllers (each drains its in-flight
+/// reconciles) and the local control plane, if one was started.
+pub async fn run_until_signal(
+    controllers: Vec<ControllerHandle>,
+    control_plane: Option<ControlPlane>,
+) {
+    shutdown_signal().await;
+    println!("Stopping...");
+    for controller in controllers {
+        controller.shutdown().await;
+    }
+    println!("Controllers stopped.");
+    if let Some(control_plane) = control_plane {
+        control_plane.stop().await;
+    }
 }
