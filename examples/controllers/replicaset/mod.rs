@@ -28,7 +28,9 @@ use kube_reconcile::{
     events::EventType,
     expectations::UidTrackingExpectations,
     informer::{Change, InformerFactory, Scope},
-    ownership::{ClaimError, ControllerRefManager, controller_of, controller_reference},
+    ownership::{
+        ClaimError, ControllerRefManager, controller_of, controller_reference, is_controlled_by,
+    },
     reconcile::{Action, Reconcile, Request},
     selector::Selector,
     store::Store,
@@ -264,7 +266,7 @@ impl Reconcile<ReplicaSet> for ReplicaSetController {
             .iter()
             .filter(|p| {
                 pods::is_terminating(p)
-                    && is_controlled_by(p, &rs)
+                    && is_controlled_by(&***p, &*rs)
                     && selector.matches_object(&***p)
             })
             .count();
@@ -493,10 +495,6 @@ fn is_namespace_terminating(error: &kube::Error) -> bool {
     causes
         .into_iter()
         .any(|cause| cause.reason == "NamespaceTerminating")
-}
-
-fn is_controlled_by(pod: &Pod, rs: &ReplicaSet) -> bool {
-    controller_of(pod).is_some_and(|r| Some(&r.uid) == rs.metadata.uid.as_ref())
 }
 
 fn manage_error(key: &ObjectKey, source: kube::Error) -> Error {
