@@ -53,11 +53,20 @@
 //! | `embedded_resource` | `x-kubernetes-embedded-resource` + preserve-unknown-fields + `type: object` | `embedded_resource` |
 //! | `default = <JSON>` | `default` (also produced by `#[serde(default)]`) | `default = {"port": 80}` |
 //! | `format = "..."` | `format` (one of kube-apiserver's: `uri`, `email`, `ipv4`, `ipv6`, `cidr`, `mac`, `uuid`, `date`, `date-time`, `duration`, `byte`, `hostname`, `k8s-short-name`, `k8s-long-name`, ...) | `format = "cidr"` |
-//! | `nullable` | `nullable: true` (already implied by `Option`) | `nullable` |
+//! | `nullable` | `nullable: true`: `null` is a stored value (an `Option` alone only means the field may be absent; the server prunes an explicit `null` and applies the default) | `nullable` |
 //!
 //! Descriptions come from doc comments; `#[serde(...)]` renames, tagging, `default`,
 //! `skip` and `flatten`, and `#[schemars(...)]` keys (e.g. `#[schemars(extend("multipleOf"
 //! = 8))]`, accepted on types using these derives), are honoured as schemars does.
+//!
+//! # `Option`: absent, not null
+//!
+//! As with controller-gen, an `Option<T>` field is optional: it may be absent. It is
+//! not nullable: the schema gets no `nullable: true`, and an `Option` of an enum does
+//! not list `null` among its values. kube-apiserver prunes an explicit `null` on such
+//! a field (and then applies its `default`), so the `null` serde writes for `None`
+//! is accepted and stored as absent, and a typed object always round-trips through its
+//! own CRD. Mark a field `nullable` only when `null` must be stored as a value.
 //!
 //! # garde rules
 //!

@@ -107,6 +107,16 @@ pub struct WidgetSpec {
     #[garde(skip)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation_limit: Option<i64>,
+    /// A second tier, optional. serde writes `None` as `null`, which the server must
+    /// prune rather than refuse (an `Option` is "may be absent", not "may be null").
+    #[garde(skip)]
+    #[serde(default)]
+    pub fallback_tier: Option<Tier>,
+    /// Defaulted by the server when absent, and when sent as `null`.
+    #[crd(default = "eu-west")]
+    #[garde(skip)]
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 /// What the controller saw.

@@ -8,7 +8,11 @@
 //!
 //! The rewrites, applied bottom-up:
 //! - `type: [T, "null"]`, and `anyOf`/`oneOf` of a schema and `{type: null}` (an
-//!   `Option`) → `type: T, nullable: true`;
+//!   `Option`) → `type: T`, and `null` leaves an `enum`: as with controller-gen, an
+//!   `Option` means "may be absent", not "may be null". kube-apiserver then prunes an
+//!   explicit `null` (and applies the field's default), so the `null` serde writes for
+//!   `None` is accepted. Only `nullable: true` set explicitly (`#[crd(nullable)]`)
+//!   makes `null` a stored value;
 //! - `const: v` → `enum: [v]`; `default: null`, `title`, `examples`, `$schema`,
 //!   `readOnly`, `writeOnly`, `deprecated` and unknown keys are dropped;
 //!   `additionalProperties: false` is dropped, `additionalProperties: true` (a map of
@@ -87,7 +91,7 @@ const UNKNOWN_INT_FORMATS: &[&str] = &[
 /// let s = kube_reconcile::crd::structural::make_structural(json!({
 ///     "type": ["string", "null"], "title": "x", "const": "a"
 /// }));
-/// assert_eq!(s, json!({"type": "string", "nullable": true, "enum": ["a"]}));
+/// assert_eq!(s, json!({"type": "string", "enum": ["a"]}));
 /// ```
 pub fn make_structural(mut schema: Value) -> Value {
     normalize(&mut schema);
@@ -158,22 +162,30 @@ fn pre_children(obj: &mut Map<String, Value>) {
     if obj.get("default") == Some(&Value::Null) {
         obj.remove("default");
     }
-    nullable_type_array(obj);
+    optional_type_array(obj);
+    null_out_of_enum(obj);
     exclusive_bounds(obj);
 }
 
-/// `type: [T, "null"]` → `type: T, nullable: true`.
-fn nullable_type_array(obj: &mut Map<String, Value>) {
+/// `type: [T, "null"]` (an `Option`) → `type: T`: optional, not nullable.
+fn optional_type_array(obj: &mut Map<String, Value>) {
     let Some(Value::Array(types)) = obj.get("type") else {
         return;
     };
     let non_null: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
-    let had_null = non_null.len() < types.len();
     if non_null.len() == 1 {
         obj.insert("type".into(), non_null[0].clone());
-        if had_null {
-            obj.insert("nullable".into(), true.into());
-        }
+    }
+}
+
+/// An `Option` of an enum lists `null` among the values; unless the field is nullable
+/// on purpose, `null` is pruned by the server instead, and must not be a value.
+fn null_out_of_enum(obj: &mut Map<String, Value>) {
+    if obj.get("nullable") == Some(&Value::Bool(true)) {
+        return;
+    }
+    if let Some(Value::Array(values)) = obj.get_mut("enum") {
+        values.retain(|v| !v.is_null());
     }
 }
 
@@ -193,7 +205,8 @@ fn exclusive_bounds(obj: &mut Map<String, Value>) {
 /// Rewrites over a node whose children are already structural.
 fn post_children(obj: &mut Map<String, Value>) {
     single_all_of(obj);
-    nullable_junctor(obj);
+    optional_junctor(obj);
+    null_out_of_enum(obj);
     merge::collapse_junctors(obj);
     formats(obj);
     markers(obj);
@@ -221,8 +234,9 @@ fn single_all_of(obj: &mut Map<String, Value>) {
     }
 }
 
-/// `anyOf`/`oneOf` `[X, {type: null}]` (an `Option` of an inlined struct) → X, nullable.
-fn nullable_junctor(obj: &mut Map<String, Value>) {
+/// `anyOf`/`oneOf` `[X, {type: null}]` (an `Option` of an inlined struct) → X:
+/// optional, not nullable.
+fn optional_junctor(obj: &mut Map<String, Value>) {
     for key in ["anyOf", "oneOf"] {
         let Some(Value::Array(branches)) = obj.get(key) else {
             continue;
@@ -241,7 +255,6 @@ fn nullable_junctor(obj: &mut Map<String, Value>) {
                 }
             }
         }
-        obj.insert("nullable".into(), true.into());
     }
 }
 

@@ -15,10 +15,10 @@ fn structural<T: JsonSchema>() -> Value {
 }
 
 #[test]
-fn nullable_type_array_and_junctor() {
+fn an_option_is_optional_not_nullable() {
     assert_eq!(
         make_structural(json!({"type": ["integer", "null"], "format": "int32"})),
-        json!({"type": "integer", "format": "int32", "nullable": true})
+        json!({"type": "integer", "format": "int32"})
     );
     let s = make_structural(json!({
         "anyOf": [{"type": "object", "properties": {"a": {"type": "string"}}}, {"type": "null"}],
@@ -26,7 +26,19 @@ fn nullable_type_array_and_junctor() {
     }));
     assert_eq!(
         s,
-        json!({"type": "object", "properties": {"a": {"type": "string"}}, "nullable": true, "description": "d"})
+        json!({"type": "object", "properties": {"a": {"type": "string"}}, "description": "d"})
+    );
+    // An `Option` of a unit enum: `null` leaves the values too.
+    assert_eq!(
+        make_structural(json!({"type": ["string", "null"], "enum": ["Fast", "Slow", null]})),
+        json!({"type": "string", "enum": ["Fast", "Slow"]})
+    );
+    // Nullable on purpose keeps `null`, as a flag and a value.
+    assert_eq!(
+        make_structural(
+            json!({"type": ["string", "null"], "enum": ["Fast", null], "nullable": true})
+        ),
+        json!({"type": "string", "enum": ["Fast", null], "nullable": true})
     );
 }
 
