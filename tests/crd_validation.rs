@@ -445,3 +445,33 @@ async fn a_typed_create_with_options_unset_round_trips_and_nulls_are_defaulted()
     assert_eq!(typed.spec.fallback_tier, Some(widget::Tier::Silver));
     assert_eq!(typed.spec.region.as_deref(), Some("eu-west"));
 }
+
+#[tokio::test]
+async fn a_pattern_on_an_int_or_string_field_is_enforced_on_strings() {
+    let (_, dynamic) = widgets().await;
+    let schema = serde_json::to_value(Widget::crd()).unwrap();
+    let field = &schema["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["maxSurge"];
+    assert_eq!(
+        field["pattern"], "^[0-9]+%?$",
+        "kept in the schema: {field:#}"
+    );
+    for (name, surge, accepted) in [
+        ("count", json!(5), true),
+        ("percent", json!("25%"), true),
+        ("word", json!("lots"), false),
+    ] {
+        let mut manifest = object(&format!("surge-{name}"), valid_spec());
+        manifest["spec"]["maxSurge"] = surge;
+        let manifest: DynamicObject = serde_json::from_value(manifest).unwrap();
+        let result = dynamic.create(&PostParams::default(), &manifest).await;
+        match (accepted, result) {
+            (true, Ok(_)) => {}
+            (false, Err(kube::Error::Api(status))) => assert!(
+                status.code == 422 && status.message.contains("spec.maxSurge"),
+                "{status:?}"
+            ),
+            (_, other) => panic!("{name}: expected accepted={accepted}, got {other:?}"),
+        }
+    }
+}

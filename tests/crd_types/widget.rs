@@ -112,6 +112,11 @@ pub struct WidgetSpec {
     #[garde(skip)]
     #[serde(default)]
     pub fallback_tier: Option<Tier>,
+    /// A count or a percentage: a pattern on an int-or-string applies to strings.
+    #[schemars(extend("pattern" = "^[0-9]+%?$"))]
+    #[garde(skip)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_surge: Option<k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>,
     /// Defaulted by the server when absent, and when sent as `null`.
     #[crd(default = "eu-west")]
     #[garde(skip)]

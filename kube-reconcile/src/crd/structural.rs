@@ -25,7 +25,7 @@
 //!   tagging), `anyOf` otherwise, or just `required` when that is all they say. Variants
 //!   whose properties conflict in type are left alone, for [`check_structural`] to report;
 //! - `x-kubernetes-int-or-string` (also `IntOrString`, `Quantity`) → no `type`, `anyOf:
-//!   [{type: integer}, {type: string}]`; `x-kubernetes-embedded-resource` → `type:
+//!   [{type: integer}, {type: string}]` (a `pattern` stays, checked on strings); `x-kubernetes-embedded-resource` → `type:
 //!   object` + preserve-unknown-fields; preserve-unknown-fields beside `properties` drops
 //!   `additionalProperties` (a flattened map);
 //! - numeric `exclusiveMinimum`/`exclusiveMaximum` → `minimum`/`maximum` + `true`;
@@ -295,7 +295,9 @@ fn add_rule(obj: &mut Map<String, Value>, rule: &str, message: &str) {
 fn markers(obj: &mut Map<String, Value>) {
     let flag = |obj: &Map<String, Value>, k: &str| obj.get(k) == Some(&Value::Bool(true));
     if flag(obj, "x-kubernetes-int-or-string") {
-        for key in ["type", "format", "oneOf", "anyOf", "pattern"] {
+        // A `pattern` stays: the server checks it against string values only, which is
+        // how controller-gen's Quantity and percentage fields use it.
+        for key in ["type", "format", "oneOf", "anyOf"] {
             obj.remove(key);
         }
         obj.insert(

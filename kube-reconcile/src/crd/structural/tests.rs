@@ -43,6 +43,19 @@ fn an_option_is_optional_not_nullable() {
 }
 
 #[test]
+fn a_pattern_on_an_int_or_string_is_kept() {
+    let s = make_structural(json!({
+        "x-kubernetes-int-or-string": true, "type": "string", "pattern": "^[0-9]+%?$"
+    }));
+    assert_eq!(
+        s,
+        json!({"x-kubernetes-int-or-string": true, "pattern": "^[0-9]+%?$",
+               "anyOf": [{"type": "integer"}, {"type": "string"}]})
+    );
+    check_structural(&s).unwrap();
+}
+
+#[test]
 fn removes_what_crds_do_not_have() {
     let s = make_structural(json!({
         "$schema": "x", "title": "T", "examples": [1], "type": "object",
