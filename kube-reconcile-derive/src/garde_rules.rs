@@ -149,20 +149,21 @@ pub fn shadow_attr(attr: &Attribute, ty: &Type) -> TokenStream {
     let Meta::List(list) = &attr.meta else {
         return quote!(#attr);
     };
-    if !attr.path().is_ident("garde") || !is_string(ty) {
+    if !attr.path().is_ident("garde") {
         return quote!(#attr);
     }
-    let mut items: Vec<TokenStream> = Vec::new();
-    let mut current = TokenStream::new();
-    for tt in list.tokens.clone() {
-        match &tt {
-            TokenTree::Punct(p) if p.as_char() == ',' => items.push(std::mem::take(&mut current)),
-            _ => current.extend([tt]),
-        }
+    if is_option_of_collection(ty) {
+        // garde sees `Option<Vec<T>>` as two layers (`inner(inner(rule))` reaches each
+        // item); JSON Schema sees one (an `Option` is the array itself, maybe absent).
+        let items = split_items(list.tokens.clone())
+            .into_iter()
+            .map(unwrap_inner_inner);
+        return quote!(#[garde(#(#items),*)]);
     }
-    if !current.is_empty() {
-        items.push(current);
+    if !is_string(ty) {
+        return quote!(#attr);
     }
+    let mut items = split_items(list.tokens.clone());
     let mut kept = Vec::new();
     items.retain(|item| {
         let mut it = item.clone().into_iter();
@@ -178,6 +179,61 @@ pub fn shadow_attr(attr: &Attribute, ty: &Type) -> TokenStream {
     });
     let schemars = (!kept.is_empty()).then(|| quote!(#[schemars(length(#(#kept),*))]));
     quote!(#[garde(#(#items),*)] #schemars)
+}
+
+/// The comma-separated rules of a `#[garde(...)]` list.
+fn split_items(tokens: TokenStream) -> Vec<TokenStream> {
+    let mut items: Vec<TokenStream> = Vec::new();
+    let mut current = TokenStream::new();
+    for tt in tokens {
+        match &tt {
+            TokenTree::Punct(p) if p.as_char() == ',' => items.push(std::mem::take(&mut current)),
+            _ => current.extend([tt]),
+        }
+    }
+    if !current.is_empty() {
+        items.push(current);
+    }
+    items
+}
+
+/// `inner(inner(rules))` → `inner(rules)`; anything else as it is.
+fn unwrap_inner_inner(item: TokenStream) -> TokenStream {
+    let tokens: Vec<TokenTree> = item.clone().into_iter().collect();
+    if let [TokenTree::Ident(outer), TokenTree::Group(group)] = tokens.as_slice()
+        && outer == "inner"
+    {
+        let nested: Vec<TokenTree> = group.stream().into_iter().collect();
+        if let [TokenTree::Ident(inner), TokenTree::Group(_)] = nested.as_slice()
+            && inner == "inner"
+        {
+            return group.stream();
+        }
+    }
+    item
+}
+
+/// `Option<Vec<_>>` and the like: an `Option` of a type garde's `inner` reaches into.
+fn is_option_of_collection(ty: &Type) -> bool {
+    let Type::Path(path) = ty else { return false };
+    let Some(last) = path.path.segments.last() else {
+        return false;
+    };
+    if last.ident != "Option" {
+        return false;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return false;
+    };
+    let Some(syn::GenericArgument::Type(Type::Path(arg))) = args.args.first() else {
+        return false;
+    };
+    arg.path.segments.last().is_some_and(|s| {
+        [
+            "Vec", "VecDeque", "BTreeSet", "HashSet", "BTreeMap", "HashMap",
+        ]
+        .contains(&s.ident.to_string().as_str())
+    })
 }
 
 fn group_byte_mode(g: &proc_macro2::Group) -> bool {

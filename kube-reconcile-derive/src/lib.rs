@@ -84,7 +84,9 @@
 //! - `prefix("x")`/`suffix("x")` → CEL `startsWith`/`endsWith`; `ascii` → CEL `matches`;
 //!   `length(bytes, min, max)` on strings → CEL `size(bytes(self))` (and `maxLength`);
 //! - `inner(...)` → the same rules on list items (not on map values), for the rules
-//!   schemars maps; `dive` recurses into the nested type's own rules.
+//!   schemars maps; on an `Option<Vec<T>>` garde's spelling `inner(inner(...))` reaches
+//!   the items, and the schema gets the same item rules; `dive` recurses into the nested
+//!   type's own rules.
 //!
 //! Client-side only (document them to your users): `alphanumeric`, `credit_card`,
 //! `phone_number`, `matches(field)`, `custom(...)`, `length` on maps, `length(graphemes|

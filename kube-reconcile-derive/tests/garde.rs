@@ -41,6 +41,8 @@ pub struct RulesSpec {
     pub required: Option<String>,
     #[garde(inner(range(min = 1, max = 9)))]
     pub inner: Vec<i32>,
+    #[garde(inner(inner(length(chars, min = 1, max = 5), pattern("^[a-z]+$"))))]
+    pub optional_items: Option<Vec<String>>,
     #[garde(prefix("pre-"))]
     pub prefix: String,
     #[garde(suffix("-suf"))]
@@ -69,6 +71,7 @@ fn valid() -> RulesSpec {
         contains: "a needle here".into(),
         required: Some("x".into()),
         inner: vec![1, 9],
+        optional_items: Some(vec!["ok".into()]),
         prefix: "pre-x".into(),
         suffix: "x-suf".into(),
         ascii: "plain".into(),
@@ -242,6 +245,29 @@ fn inner_applies_to_items() {
     );
     let bad = invalid(|s| s.inner = vec![0]);
     assert!(schema_rejects(&p, &field(&bad, "inner")));
+}
+
+#[test]
+fn inner_inner_on_an_optional_list_reaches_its_items() {
+    let items = &prop("optional_items")["items"];
+    assert_eq!(items["pattern"], "^[a-z]+$", "{items:#}");
+    assert_eq!(
+        (items["minLength"].clone(), items["maxLength"].clone()),
+        (json!(1), json!(5))
+    );
+    let bad = invalid(|s| s.optional_items = Some(vec!["UPPER".into()]));
+    let bad = field(&bad, "optional_items");
+    assert!(bad[0].as_str().is_some_and(|v| !regex_lite_matches(v)));
+    let too_long = invalid(|s| s.optional_items = Some(vec!["abcdefg".into()]));
+    assert!(schema_rejects(
+        &prop("optional_items"),
+        &field(&too_long, "optional_items")
+    ));
+}
+
+/// `^[a-z]+$`, the pattern above, by hand (the schema checker here reads no patterns).
+fn regex_lite_matches(v: &str) -> bool {
+    !v.is_empty() && v.chars().all(|c| c.is_ascii_lowercase())
 }
 
 #[test]
