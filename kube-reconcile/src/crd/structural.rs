@@ -29,7 +29,9 @@
 //!   object` + preserve-unknown-fields; preserve-unknown-fields beside `properties` drops
 //!   `additionalProperties` (a flattened map);
 //! - numeric `exclusiveMinimum`/`exclusiveMaximum` → `minimum`/`maximum` + `true`;
-//!   integer formats the server does not know (`uint32`, ...) are dropped; `format: ip`
+//!   `uint32`/`uint64` become `int32`/`int64` (as controller-gen writes them for Go's
+//!   unsigned types), other integer formats the server does not know (`uint8`, ...)
+//!   are dropped; `format: ip`
 //!   → CEL `isIP(self)`; `format: uri` gains a CEL rule requiring a scheme.
 //!
 //! Limits: internally tagged enums become one object with an `anyOf` of each variant's
@@ -258,12 +260,24 @@ fn optional_junctor(obj: &mut Map<String, Value>) {
     }
 }
 
+/// The format controller-gen writes for Go's unsigned 32- and 64-bit integers, so
+/// `u32`/`u64` fields read as theirs do (the bounds schemars adds stay beside them).
+fn controller_gen_int_format(format: &str) -> Option<&'static str> {
+    match format {
+        "uint32" => Some("int32"),
+        "uint64" => Some("int64"),
+        _ => None,
+    }
+}
+
 /// Formats kube-apiserver ignores are either dropped or turned into CEL it enforces.
 fn formats(obj: &mut Map<String, Value>) {
     let Some(format) = obj.get("format").and_then(Value::as_str).map(str::to_owned) else {
         return;
     };
-    if UNKNOWN_INT_FORMATS.contains(&format.as_str()) {
+    if let Some(signed) = controller_gen_int_format(&format) {
+        obj.insert("format".into(), signed.into());
+    } else if UNKNOWN_INT_FORMATS.contains(&format.as_str()) {
         obj.remove("format");
     } else if format == "ip" {
         // `ip` is not a CRD format; CEL's isIP accepts IPv4 and IPv6 like garde's `ip`.

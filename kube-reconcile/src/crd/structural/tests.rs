@@ -244,6 +244,16 @@ fn formats_the_server_ignores_become_cel_or_go() {
         "must be an absolute URL"
     );
     let u = make_structural(json!({"type": "integer", "format": "uint32", "minimum": 0}));
+    assert_eq!(
+        u,
+        json!({"type": "integer", "format": "int32", "minimum": 0})
+    );
+    let u = make_structural(json!({"type": "integer", "format": "uint64", "minimum": 0}));
+    assert_eq!(
+        u,
+        json!({"type": "integer", "format": "int64", "minimum": 0})
+    );
+    let u = make_structural(json!({"type": "integer", "format": "uint16", "minimum": 0}));
     assert_eq!(u, json!({"type": "integer", "minimum": 0}));
     let x = make_structural(json!({"type": "number", "exclusiveMinimum": 0}));
     assert_eq!(
