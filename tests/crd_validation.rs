@@ -475,3 +475,53 @@ async fn a_pattern_on_an_int_or_string_field_is_enforced_on_strings() {
         }
     }
 }
+
+/// A resource in a group under `k8s.io`, which kube-apiserver accepts as conformant
+/// only with the `api-approved.kubernetes.io` annotation on the CRD.
+#[derive(
+    kube_reconcile::crd::Crd,
+    Clone,
+    Debug,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    garde::Validate,
+)]
+#[crd(
+    group = "gadgets.x.k8s.io",
+    version = "v1",
+    kind = "Gadget",
+    annotation(
+        "api-approved.kubernetes.io",
+        "https://github.com/kubernetes/enhancements/pull/1111"
+    )
+)]
+pub struct GadgetSpec {
+    /// Anything.
+    #[garde(skip)]
+    #[serde(default)]
+    pub note: String,
+}
+
+#[tokio::test]
+async fn crd_annotations_reach_the_server_and_satisfy_the_api_approval_policy() {
+    let cp = support::shared(&CONTROL_PLANE, || {
+        ControlPlane::builder().crds([Widget::crd()])
+    })
+    .await;
+    let client = cp.client().await.unwrap();
+    let crd = Gadget::crd();
+    assert_eq!(
+        crd.metadata.annotations.as_ref().unwrap()["api-approved.kubernetes.io"],
+        "https://github.com/kubernetes/enhancements/pull/1111"
+    );
+    cp.install_crds(&client, &[crd]).await.unwrap();
+    let crds = Api::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>::all(client);
+    let stored = crds.get(&Gadget::crd_name()).await.unwrap();
+    let conditions = stored.status.unwrap().conditions.unwrap_or_default();
+    let conformant = conditions
+        .iter()
+        .find(|c| c.type_ == "KubernetesAPIApprovalPolicyConformant")
+        .unwrap_or_else(|| panic!("no approval condition in {conditions:?}"));
+    assert_eq!(conformant.status, "True", "{conformant:?}");
+}

@@ -28,6 +28,7 @@ const RESOURCE_KEYS: &[&str] = &[
     "singular",
     "short_names",
     "categories",
+    "annotation",
     "status",
     "scale",
     "printer_column",
@@ -121,6 +122,8 @@ pub struct ResourceAttrs {
     pub singular: Option<LitStr>,
     pub short_names: Vec<LitStr>,
     pub categories: Vec<LitStr>,
+    /// `annotation("key", "value")`: on the CRD object itself.
+    pub annotations: Vec<(LitStr, LitStr)>,
     pub status: Option<Path>,
     pub scale: Option<Scale>,
     pub printer_columns: Vec<Column>,
@@ -266,6 +269,14 @@ fn resource_key(meta: &ParseNestedMeta, key: &str, res: &mut ResourceAttrs) -> s
         "deprecated" => set(&mut res.deprecated, meta.path.span(), meta, key)?,
         "short_names" => res.short_names.extend(str_list(meta)?),
         "categories" => res.categories.extend(str_list(meta)?),
+        "annotation" => match str_list(meta)?.as_slice() {
+            [key, value] => res.annotations.push((key.clone(), value.clone())),
+            _ => {
+                return Err(meta.error(
+                    "annotation takes a key and a value: annotation(\"api-approved.kubernetes.io\", \"https://...\")",
+                ));
+            }
+        },
         "status" => set(&mut res.status, meta.value()?.parse()?, meta, key)?,
         "served" => set(&mut res.served, bool_value(meta, key)?, meta, key)?,
         "storage" => set(&mut res.storage, bool_value(meta, key)?, meta, key)?,

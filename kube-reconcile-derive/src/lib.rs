@@ -23,6 +23,7 @@
 //! | `singular = "..."` | default: lower-cased kind | `singular = "webapp"` |
 //! | `short_names("..", ..)` | `kubectl` short names | `short_names("wa")` |
 //! | `categories("..", ..)` | e.g. `all` | `categories("all")` |
+//! | `annotation("key", "value")` | an annotation on the CRD object itself, e.g. the `api-approved.kubernetes.io` one that groups under `k8s.io` and `kubernetes.io` need; repeatable | none |
 //! | `status = Type` | status type and the `status` subresource | `status = WebAppStatus` |
 //! | `scale(spec_replicas_path, status_replicas_path, label_selector_path?)` | `scale` subresource | `scale(spec_replicas_path = ".spec.replicas", status_replicas_path = ".status.replicas")` |
 //! | `printer_column(name, type, json_path, description?, format?, priority?)` | one `additionalPrinterColumns` entry (repeatable); `type` is integer, number, string, boolean or date | `printer_column(name = "Age", type = "date", json_path = ".metadata.creationTimestamp")` |
@@ -117,6 +118,7 @@
 //! | `+kubebuilder:resource:scope=` | `namespaced` (absent: Cluster) |
 //! | `+kubebuilder:resource:shortName=` | `short_names(...)` |
 //! | `+kubebuilder:resource:categories=` | `categories(...)` |
+//! | `+kubebuilder:metadata:annotations=` (on the package) | `annotation("key", "value")` |
 //! | `+kubebuilder:resource:singular=` | `singular = "..."` |
 //! | `+kubebuilder:subresource:status` | `status = Type` |
 //! | `+kubebuilder:subresource:scale` | `scale(...)` |

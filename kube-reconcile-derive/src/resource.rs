@@ -96,6 +96,7 @@ fn info(r: &ResourceAttrs, kind: &str, plural_name: &str, singular: &str) -> Tok
     let p = private();
     let (group, version) = (&r.group, &r.version);
     let (short, cats, fields) = (&r.short_names, &r.categories, &r.selectable_fields);
+    let annotations = r.annotations.iter().map(|(k, v)| quote!((#k, #v)));
     let namespaced = r.namespaced;
     let served = r.served.as_ref().is_none_or(|b| b.value);
     let storage = r.storage.as_ref().is_none_or(|b| b.value);
@@ -125,6 +126,7 @@ fn info(r: &ResourceAttrs, kind: &str, plural_name: &str, singular: &str) -> Tok
         #p::CrdInfo {
             group: #group, version: #version, kind: #kind, plural: #plural_name, singular: #singular,
             short_names: &[#(#short),*], categories: &[#(#cats),*], namespaced: #namespaced,
+            annotations: &[#(#annotations),*],
             served: #served, storage: #storage, deprecated: #deprecated, deprecation_warning: #warning,
             scale: #scale, printer_columns: &[#(#columns),*], selectable_fields: &[#(#fields),*],
         }

@@ -18,6 +18,8 @@ pub struct CrdInfo {
     pub singular: &'static str,
     pub short_names: &'static [&'static str],
     pub categories: &'static [&'static str],
+    /// Annotations on the CRD object (e.g. `api-approved.kubernetes.io`).
+    pub annotations: &'static [(&'static str, &'static str)],
     pub namespaced: bool,
     pub served: bool,
     pub storage: bool,
@@ -120,7 +122,7 @@ pub fn build_crd(info: &CrdInfo, spec: Value, status: Option<Value>) -> CustomRe
     let crd = json!({
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": { "name": format!("{}.{}", info.plural, info.group) },
+        "metadata": metadata(info),
         "spec": {
             "group": info.group,
             "names": names(info),
@@ -131,6 +133,19 @@ pub fn build_crd(info: &CrdInfo, spec: Value, status: Option<Value>) -> CustomRe
     // Every key above is a CRD field with the right JSON type, and the schema only keeps
     // JSONSchemaProps keys: this cannot fail short of a bug in this module.
     serde_json::from_value(crd).expect("kube-reconcile built an invalid CustomResourceDefinition")
+}
+
+fn metadata(info: &CrdInfo) -> Value {
+    let mut metadata = json!({ "name": format!("{}.{}", info.plural, info.group) });
+    if !info.annotations.is_empty() {
+        let annotations: Map<String, Value> = info
+            .annotations
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), Value::from(*v)))
+            .collect();
+        metadata["annotations"] = annotations.into();
+    }
+    metadata
 }
 
 fn names(info: &CrdInfo) -> Value {
