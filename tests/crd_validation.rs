@@ -517,7 +517,7 @@ async fn crd_annotations_reach_the_server_and_satisfy_the_api_approval_policy() 
     );
     cp.install_crds(&client, &[crd]).await.unwrap();
     let crds = Api::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>::all(client);
-    let stored = crds.get(&Gadget::crd_name()).await.unwrap();
+    let stored = crds.get(Gadget::crd_name()).await.unwrap();
     let conditions = stored.status.unwrap().conditions.unwrap_or_default();
     let conformant = conditions
         .iter()
