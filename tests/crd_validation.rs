@@ -58,6 +58,8 @@ fn valid_spec() -> Value {
         "zones": ["a", "b"],
         "targetPort": 8080,
         "generationLimit": 5,
+        "rollout": {"type": "RollingUpdate", "maxUnavailable": 1},
+        "redirectStatus": 301,
     })
 }
 
@@ -117,6 +119,33 @@ fn invalid_inputs() -> Vec<Invalid> {
             "displayName too long",
             with(json!({"displayName": "x".repeat(21)})),
             "spec.displayName: Too long: may not be more than 20",
+        ),
+        // a discriminated union: the tag is required, members follow it
+        case(
+            "a Recreate rollout with a RollingUpdate member",
+            with(json!({"rollout": {"type": "Recreate", "maxUnavailable": 1}})),
+            "maxUnavailable may only be set when type is RollingUpdate",
+        ),
+        case(
+            "a RollingUpdate rollout without its member",
+            with(json!({"rollout": {"type": "RollingUpdate", "maxUnavailable": null}})),
+            "maxUnavailable is required when type is RollingUpdate",
+        ),
+        case(
+            "a rollout without type",
+            with(json!({"rollout": {"type": null, "maxUnavailable": 1}})),
+            "spec.rollout.type: Required value",
+        ),
+        case(
+            "a rollout of an unknown type",
+            with(json!({"rollout": {"type": "Canary"}})),
+            "spec.rollout.type: Unsupported value: \"Canary\"",
+        ),
+        // an integer enum
+        case(
+            "redirectStatus is no redirect",
+            with(json!({"redirectStatus": 303})),
+            "spec.redirectStatus: Unsupported value: 303: supported values: \"301\", \"302\", \"307\", \"308\"",
         ),
         // garde pattern
         case(

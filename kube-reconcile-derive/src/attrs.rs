@@ -2,6 +2,7 @@
 //! (on containers, fields and variants). Every mistake is a spanned `syn::Error`.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
+use syn::parse::Parse as _;
 use syn::{
     Attribute, LitBool, LitInt, LitStr, Path, Token, meta::ParseNestedMeta, spanned::Spanned,
 };
@@ -63,6 +64,7 @@ const FIELD_KEYS: &[&str] = &[
     "default",
     "format",
     "nullable",
+    "enum_values",
 ];
 const VARIANT_KEYS: &[&str] = &["validation"];
 
@@ -90,7 +92,10 @@ pub struct SchemaAttrs {
     pub embedded_resource: Option<Span>,
     pub default: Option<TokenStream>,
     pub format: Option<LitStr>,
-    pub nullable: Option<Span>,
+    /// `nullable` (true) or `nullable = <bool>`.
+    pub nullable: Option<LitBool>,
+    /// `enum_values(301, 302)`: the allowed values of a non-enum type.
+    pub enum_values: Option<Vec<syn::Expr>>,
 }
 
 /// `scale(...)`.
@@ -406,7 +411,28 @@ fn schema_key(meta: &ParseNestedMeta, key: &str, s: &mut SchemaAttrs) -> syn::Re
         "int_or_string" => set(&mut s.int_or_string, span, meta, key)?,
         "preserve_unknown_fields" => set(&mut s.preserve_unknown_fields, span, meta, key)?,
         "embedded_resource" => set(&mut s.embedded_resource, span, meta, key)?,
-        "nullable" => set(&mut s.nullable, span, meta, key)?,
+        "nullable" => {
+            let value = if meta.input.peek(Token![=]) {
+                bool_value(meta, key)?
+            } else {
+                LitBool::new(true, span)
+            };
+            set(&mut s.nullable, value, meta, key)?
+        }
+        "enum_values" => {
+            let content;
+            syn::parenthesized!(content in meta.input);
+            let values: Vec<syn::Expr> = content
+                .parse_terminated(syn::Expr::parse, Token![,])?
+                .into_iter()
+                .collect();
+            if values.is_empty() {
+                return Err(meta.error(
+                    "`enum_values` needs at least one value, e.g. `enum_values(301, 302)`",
+                ));
+            }
+            set(&mut s.enum_values, values, meta, key)?
+        }
         "format" => set(&mut s.format, lit_str(meta)?, meta, key)?,
         "default" => set(&mut s.default, json_tokens(meta)?, meta, key)?,
         _ => unreachable!("keys are filtered against the allowed lists first"),

@@ -54,7 +54,8 @@
 //! | `embedded_resource` | `x-kubernetes-embedded-resource` + preserve-unknown-fields + `type: object` | `embedded_resource` |
 //! | `default = <JSON>` | `default` (also produced by `#[serde(default)]`) | `default = {"port": 80}` |
 //! | `format = "..."` | `format` (one of kube-apiserver's: `uri`, `email`, `ipv4`, `ipv6`, `cidr`, `mac`, `uuid`, `date`, `date-time`, `duration`, `byte`, `hostname`, `k8s-short-name`, `k8s-long-name`, ...) | `format = "cidr"` |
-//! | `nullable` | `nullable: true`: `null` is a stored value (an `Option` alone only means the field may be absent; the server prunes an explicit `null` and applies the default) | `nullable` |
+//! | `nullable`, `nullable = <bool>` | `nullable: true` (or `false`): `null` is a stored value (an `Option` alone only means the field may be absent; the server prunes an explicit `null` and applies the default) | `nullable` |
+//! | `enum_values(..)` | `enum` on a type that is not a Rust enum, e.g. an integer enum (the values are JSON literals) | `enum_values(301, 302, 307, 308)` |
 //!
 //! Descriptions come from doc comments; `#[serde(...)]` renames, tagging, `default`,
 //! `skip` and `flatten`, and `#[schemars(...)]` keys (e.g. `#[schemars(extend("multipleOf"
@@ -68,6 +69,46 @@
 //! a field (and then applies its `default`), so the `null` serde writes for `None`
 //! is accepted and stored as absent, and a typed object always round-trips through its
 //! own CRD. Mark a field `nullable` only when `null` must be stored as a value.
+//!
+//! The same rule holds for the spec itself: the root schema requires `spec` unless the
+//! spec struct is `#[serde(default)]` (so `Default`), in which case an object without a
+//! spec is valid and the generated type reads it as the default spec (and writes it
+//! back as `{}`).
+//!
+//! # Discriminated unions
+//!
+//! An internally tagged enum (`#[serde(tag = "type")]`) becomes the shape controller-gen
+//! users write by hand: one object whose `properties` are every variant's members,
+//! `type` an `enum` of the variants' tags and `required` (with any member every variant
+//! requires), and one CEL rule per member tying it to the tags that allow it (`<member>
+//! may only be set when type is ...`) and, where a variant requires it, to the tags that
+//! require it (`<member> is required when type is ...`). Members whose names CEL cannot
+//! address as `self.<name>` get no rule. Use struct variants (`Recreate {}` rather than
+//! `Recreate`) with `deny_unknown_fields` so that serde refuses the same objects:
+//!
+//! ```
+//! use kube_reconcile::crd::{Crd, CrdSchema, CustomResourceExt as _};
+//!
+//! #[derive(CrdSchema, Clone, Debug, serde::Serialize, serde::Deserialize)]
+//! #[serde(tag = "type", deny_unknown_fields, rename_all_fields = "camelCase")]
+//! pub enum Strategy {
+//!     Recreate {},
+//!     RollingUpdate { max_unavailable: i32 },
+//! }
+//!
+//! #[derive(Crd, Clone, Debug, serde::Serialize, serde::Deserialize)]
+//! #[crd(group = "example.com", version = "v1", kind = "App")]
+//! pub struct AppSpec { pub strategy: Strategy }
+//!
+//! let schema = serde_json::to_value(&App::crd().spec.versions[0].schema).unwrap()["openAPIV3Schema"].clone();
+//! let strategy = &schema["properties"]["spec"]["properties"]["strategy"];
+//! assert_eq!(strategy["required"], serde_json::json!(["type"]));
+//! assert_eq!(strategy["properties"]["type"]["enum"], serde_json::json!(["Recreate", "RollingUpdate"]));
+//! assert_eq!(strategy["x-kubernetes-validations"][0]["rule"],
+//!            "!has(self.maxUnavailable) || self.type == 'RollingUpdate'");
+//! assert_eq!(strategy["x-kubernetes-validations"][1]["message"],
+//!            "maxUnavailable is required when type is RollingUpdate");
+//! ```
 //!
 //! # garde rules
 //!
@@ -136,11 +177,12 @@
 //! | `+kubebuilder:validation:MinItems` / `MaxItems` | `#[garde(length(min, max))]` on a `Vec` |
 //! | `+kubebuilder:validation:UniqueItems` | `list_type = "set"` (or a `BTreeSet`/`HashSet`, which schemars marks `uniqueItems`) |
 //! | `+kubebuilder:validation:MinProperties` / `MaxProperties` | `#[schemars(extend("minProperties" = n))]` |
-//! | `+kubebuilder:validation:Enum` | a unit-only Rust enum |
+//! | `+kubebuilder:validation:Enum` | a unit-only Rust enum; `enum_values(..)` for other types (integer enums) |
 //! | `+kubebuilder:validation:Format` | `format = "..."` (or garde `email`/`url`/`ip*`) |
 //! | `+kubebuilder:validation:Type` | not supported (the Rust type decides) |
-//! | `+kubebuilder:validation:Required` / `Optional` | a non-`Option` field without default / `Option<T>` or `#[serde(default)]`; `#[garde(required)]` |
-//! | `+nullable` / `+kubebuilder:validation:Nullable` | `Option<T>` (or `nullable`) |
+//! | `+kubebuilder:validation:Required` / `Optional` | a non-`Option` field without default / `Option<T>` or `#[serde(default)]`; `#[garde(required)]`; an optional `spec`: `#[serde(default)]` on the spec struct |
+//! | `+nullable` / `+kubebuilder:validation:Nullable` | `nullable` (an `Option` alone is optional, not nullable) |
+//! | `+unionDiscriminator` / `+unionMember` (and the CEL rules written beside them) | an internally tagged enum, `#[serde(tag = "...")]` (see "Discriminated unions") |
 //! | `+kubebuilder:validation:XValidation` | `validation(rule, message, message_expression, reason, field_path, optional_old_self)` |
 //! | `+kubebuilder:validation:XEmbeddedResource` / `EmbeddedResource` | `embedded_resource` |
 //! | `+kubebuilder:validation:XIntOrString` | `int_or_string` (or `IntOrString`/`Quantity` types) |
@@ -151,7 +193,7 @@
 //! | `+mapType` / `+structType` | `map_type = ".."` / `struct_type = ".."` |
 //! | `+kubebuilder:example` | not supported (examples are dropped: CRDs have no such field) |
 //! | `+kubebuilder:title` | not supported (titles are dropped) |
-//! | `+kubebuilder:metadata:annotations/labels` | not supported yet (edit `crd().metadata`) |
+//! | `+kubebuilder:metadata:labels` | not supported yet (edit `crd().metadata`) |
 //! | `+kubebuilder:validation:items:*` | `#[garde(inner(...))]` |
 //! | `+kubebuilder:validation:AtMostOneOf` / `ExactlyOneOf` | not supported yet (use a CEL `validation`) |
 

@@ -92,8 +92,10 @@ fn plural(kind: &str) -> String {
 }
 
 /// The `CrdInfo` constant generated code hands to `build_crd`.
-fn info(r: &ResourceAttrs, kind: &str, plural_name: &str, singular: &str) -> TokenStream {
+fn info(r: &ResourceAttrs, n: &Names) -> TokenStream {
     let p = private();
+    let (kind, plural_name, singular) = (&n.kind, &n.plural, &n.singular);
+    let spec_optional = n.spec_optional;
     let (group, version) = (&r.group, &r.version);
     let (short, cats, fields) = (&r.short_names, &r.categories, &r.selectable_fields);
     let annotations = r.annotations.iter().map(|(k, v)| quote!((#k, #v)));
@@ -128,7 +130,7 @@ fn info(r: &ResourceAttrs, kind: &str, plural_name: &str, singular: &str) -> Tok
             short_names: &[#(#short),*], categories: &[#(#cats),*], namespaced: #namespaced,
             annotations: &[#(#annotations),*],
             served: #served, storage: #storage, deprecated: #deprecated, deprecation_warning: #warning,
-            scale: #scale, printer_columns: &[#(#columns),*], selectable_fields: &[#(#fields),*],
+            spec_optional: #spec_optional, scale: #scale, printer_columns: &[#(#columns),*], selectable_fields: &[#(#fields),*],
         }
     }
 }
@@ -144,6 +146,8 @@ struct Names<'a> {
     plural: String,
     singular: String,
     status: Option<&'a Path>,
+    /// The spec struct is `#[serde(default)]`: an object without `spec` is valid.
+    spec_optional: bool,
 }
 
 impl<'a> Names<'a> {
@@ -164,6 +168,7 @@ impl<'a> Names<'a> {
                 .as_ref()
                 .map_or_else(|| kind.to_lowercase(), LitStr::value),
             status: r.status.as_ref(),
+            spec_optional: crate::serde_info::read(&input.attrs).default,
             kind,
             group,
             version,
@@ -197,6 +202,14 @@ fn root_type(n: &Names, vis: &syn::Visibility) -> TokenStream {
         None => (quote!(), quote!()),
     };
     let serde_crate = format!("{P}::serde");
+    let (spec_doc, spec_default) = if n.spec_optional {
+        (
+            "The desired state (`Default` when the object has none).",
+            quote!(#[serde(default)]),
+        )
+    } else {
+        ("The desired state.", quote!())
+    };
     quote! {
         #[doc = #doc]
         #[derive(Clone, Debug, #p::serde::Deserialize)]
@@ -205,7 +218,8 @@ fn root_type(n: &Names, vis: &syn::Visibility) -> TokenStream {
             /// Standard object metadata.
             #[serde(default)]
             pub metadata: #p::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-            /// The desired state.
+            #[doc = #spec_doc]
+            #spec_default
             pub spec: #spec,
             #status_field
         }
@@ -299,7 +313,7 @@ fn kube_impls(n: &Names, namespaced: bool) -> TokenStream {
 fn ext_impl(n: &Names, r: &ResourceAttrs) -> TokenStream {
     let p = private();
     let (root, spec) = (&n.root, n.spec);
-    let info = info(r, &n.kind, &n.plural, &n.singular);
+    let info = info(r, n);
     let crd_name = format!("{}.{}", n.plural, n.group);
     let short = &r.short_names;
     let status_schema = match n.status {

@@ -12,6 +12,8 @@ pub struct SerdeAttrs {
     pub untagged: bool,
     pub flatten: bool,
     pub skip: bool,
+    /// `default` or `default = "path"`: the value may be absent from the JSON.
+    pub default: bool,
 }
 
 pub fn read(attrs: &[Attribute]) -> SerdeAttrs {
@@ -34,6 +36,10 @@ pub fn read(attrs: &[Attribute]) -> SerdeAttrs {
                 "untagged" => out.untagged = true,
                 "flatten" => out.flatten = true,
                 "skip" => out.skip = true,
+                "default" => {
+                    out.default = true;
+                    skip(&meta)?
+                }
                 _ => skip(&meta)?,
             }
             Ok(())

@@ -234,7 +234,12 @@ fn extend(a: &SchemaAttrs, extra_rules: Option<&Vec<(String, String)>>) -> Token
         a.embedded_resource,
         &mut kv,
     );
-    flag("nullable", a.nullable, &mut kv);
+    if let Some(nullable) = &a.nullable {
+        kv.push(quote!("nullable" = #nullable));
+    }
+    if let Some(values) = &a.enum_values {
+        kv.push(quote!("enum" = [#(#values),*]));
+    }
     if let Some(d) = &a.default {
         kv.push(quote!("default" = #d));
     }

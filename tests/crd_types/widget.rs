@@ -122,6 +122,30 @@ pub struct WidgetSpec {
     #[garde(skip)]
     #[serde(default)]
     pub region: Option<String>,
+    /// How to roll out: a discriminated union (`type` says which members may be set).
+    #[garde(skip)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+    /// An HTTP redirect status: an integer enum.
+    #[crd(enum_values(301, 302, 307, 308))]
+    #[garde(custom(is_redirect))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_status: Option<u16>,
+}
+
+/// A rollout strategy. `deny_unknown_fields` makes serde refuse a member the variant
+/// does not have, as the schema's CEL rules make the server do.
+#[derive(Clone, Debug, Serialize, Deserialize, CrdSchema)]
+#[serde(tag = "type", deny_unknown_fields, rename_all_fields = "camelCase")]
+pub enum Rollout {
+    /// Stop everything, then start the new version. (A unit variant would let serde
+    /// ignore unknown members; an empty struct variant refuses them.)
+    Recreate {},
+    /// Replace a few at a time.
+    RollingUpdate {
+        /// How many may be down at once.
+        max_unavailable: i32,
+    },
 }
 
 /// What the controller saw.
@@ -218,6 +242,13 @@ fn enough_memory(memory_mib: i64) -> impl FnOnce(&i64, &()) -> garde::Result {
         } else {
             Err(garde::Error::new("at least 128 MiB of memory per CPU"))
         }
+    }
+}
+
+fn is_redirect(status: &Option<u16>, _: &()) -> garde::Result {
+    match status {
+        None | Some(301 | 302 | 307 | 308) => Ok(()),
+        Some(other) => Err(garde::Error::new(format!("{other} is no redirect status"))),
     }
 }
 

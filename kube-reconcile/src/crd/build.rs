@@ -25,6 +25,8 @@ pub struct CrdInfo {
     pub storage: bool,
     pub deprecated: bool,
     pub deprecation_warning: Option<&'static str>,
+    /// The spec type is `#[serde(default)]`, so the root does not require `spec`.
+    pub spec_optional: bool,
     /// spec, status and label-selector replica paths
     pub scale: Option<(&'static str, &'static str, Option<&'static str>)>,
     pub printer_columns: &'static [PrinterColumn],
@@ -55,10 +57,10 @@ pub fn schema_for<T: JsonSchema + ?Sized>() -> Value {
     serde_json::to_value(generator.into_root_schema_for::<T>()).unwrap_or(Value::Null)
 }
 
-/// The root `openAPIV3Schema`: apiVersion, kind, metadata, spec and (optional) status,
-/// made structural.
+/// The root `openAPIV3Schema`: apiVersion, kind, metadata, spec (required unless
+/// `spec_optional`) and (optional) status, made structural.
 #[doc(hidden)]
-pub fn root_schema(spec: Value, status: Option<Value>) -> Value {
+pub fn root_schema(spec: Value, status: Option<Value>, spec_optional: bool) -> Value {
     let mut props = Map::new();
     props.insert("apiVersion".into(), json!({ "type": "string" }));
     props.insert("kind".into(), json!({ "type": "string" }));
@@ -71,7 +73,11 @@ pub fn root_schema(spec: Value, status: Option<Value>) -> Value {
         }
         props.insert("status".into(), status);
     }
-    make_structural(json!({ "type": "object", "properties": props, "required": ["spec"] }))
+    let mut root = json!({ "type": "object", "properties": props });
+    if !spec_optional {
+        root["required"] = json!(["spec"]);
+    }
+    make_structural(root)
 }
 
 /// The whole CRD.
@@ -82,7 +88,7 @@ pub fn build_crd(info: &CrdInfo, spec: Value, status: Option<Value>) -> CustomRe
         "name": info.version,
         "served": info.served,
         "storage": info.storage,
-        "schema": { "openAPIV3Schema": root_schema(spec, status) },
+        "schema": { "openAPIV3Schema": root_schema(spec, status, info.spec_optional) },
     });
     let v = version.as_object_mut().expect("a JSON object literal");
     if info.deprecated {

@@ -96,6 +96,10 @@
 //!     pub pull_policy: Option<String>,
 //!     #[crd(format = "cidr")]
 //!     pub network: Option<String>,
+//!     #[crd(enum_values(301, 302))]
+//!     pub redirect: Option<u16>,
+//!     #[crd(nullable = false)]
+//!     pub note: Option<String>,
 //!     #[crd(validation(rule = "!oldSelf.hasValue() || self == oldSelf.value()", optional_old_self = true))]
 //!     pub size: Size,
 //!     pub limits: Limits,
@@ -127,6 +131,28 @@
 //! assert_eq!(p["size"]["x-kubernetes-validations"][0]["optionalOldSelf"], true);
 //! assert_eq!(p["limits"]["x-kubernetes-map-type"], "atomic");
 //! assert_eq!(p["retries"]["nullable"], true);
+//! assert_eq!(p["redirect"]["enum"], serde_json::json!([301, 302]));
+//! assert_eq!(p["note"]["nullable"], false);
+//! assert_eq!(schema["required"], serde_json::json!(["spec"]));
+//! ```
+//!
+//! The root requires `spec` unless the spec type is `#[serde(default)]` (and so
+//! `Default`): then an object without a spec is valid, and reads as the default spec.
+//!
+//! ```
+//! use kube_reconcile::crd::{Crd, CustomResourceExt as _};
+//!
+//! #[derive(Crd, Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+//! #[crd(group = "example.com", version = "v1", kind = "Zone")]
+//! #[serde(default)]
+//! pub struct ZoneSpec { pub records: Option<Vec<String>> }
+//!
+//! let schema = serde_json::to_value(&Zone::crd().spec.versions[0].schema).unwrap()["openAPIV3Schema"].clone();
+//! assert!(schema.get("required").is_none());
+//! let zone: Zone = serde_json::from_value(serde_json::json!({
+//!     "apiVersion": "example.com/v1", "kind": "Zone", "metadata": {"name": "z"}
+//! })).unwrap();
+//! assert!(zone.spec.records.is_none());
 //! ```
 //!
 //! The attribute grammar, the garde rules enforced by the server, and a table mapping

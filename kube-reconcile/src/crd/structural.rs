@@ -20,10 +20,13 @@
 //! - branches that are all string enums (unit variants with doc comments) → one `enum`;
 //! - branches that are all objects (tagged and untagged enums with data) → one object
 //!   whose `properties` are the union (same-named properties merged, tag enums joined,
-//!   a nested property required only when every variant requires it), plus `oneOf`
-//!   branches of `required` when each branch requires one distinct key (external
-//!   tagging), `anyOf` otherwise, or just `required` when that is all they say. Variants
-//!   whose properties conflict in type are left alone, for [`check_structural`] to report;
+//!   a nested property required only when every variant requires it). When one string
+//!   property tells the branches apart (internal or adjacent tagging), the node is a
+//!   discriminated union: the tag is `required`, and CEL rules tie each other member to
+//!   the tag values that allow or require it. Otherwise `oneOf` branches of `required`
+//!   when each branch requires one distinct key (external tagging), `anyOf` otherwise,
+//!   or just `required` when that is all they say. Variants whose properties conflict in
+//!   type are left alone, for [`check_structural`] to report;
 //! - `x-kubernetes-int-or-string` (also `IntOrString`, `Quantity`) → no `type`, `anyOf:
 //!   [{type: integer}, {type: string}]` (a `pattern` stays, checked on strings); `x-kubernetes-embedded-resource` → `type:
 //!   object` + preserve-unknown-fields; preserve-unknown-fields beside `properties` drops
@@ -34,14 +37,14 @@
 //!   are dropped; `format: ip`
 //!   → CEL `isIP(self)`; `format: uri` gains a CEL rule requiring a scheme.
 //!
-//! Limits: internally tagged enums become one object with an `anyOf` of each variant's
-//! `required` keys, which the server does not tie to the tag's value (a `Build` step
-//! carrying only `Test`'s fields passes the schema; `serde` still rejects it when
-//! deserializing). Recursive types keep a `$ref` and fail the check.
+//! Limits: an adjacently tagged enum's content is one merged object whose members the
+//! rules do not tie to the tag (serde still refuses a mismatch when deserializing).
+//! Recursive types keep a `$ref` and fail the check.
 
 use serde_json::{Map, Value, json};
 
 mod merge;
+mod union;
 
 /// Keys `JSONSchemaProps` knows; anything else (e.g. `title`, `examples`, `$schema`,
 /// `readOnly`) is dropped because the server would reject or silently ignore it.

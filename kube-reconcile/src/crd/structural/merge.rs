@@ -3,6 +3,8 @@
 
 use serde_json::{Map, Value, json};
 
+use super::union;
+
 /// Applies the first rule that fits; leaves the junctor untouched when none does, so
 /// `check_structural` reports it instead of a wrong schema being produced.
 pub(super) fn collapse_junctors(obj: &mut Map<String, Value>) {
@@ -27,7 +29,10 @@ pub(super) fn collapse_junctors(obj: &mut Map<String, Value>) {
             }
         } else if let Some((merged, required)) = object_union(&branches) {
             obj.remove(key);
-            apply_object_union(obj, merged, required);
+            match union::discriminator(&branches) {
+                Some(union) => union::apply(obj, merged, &union),
+                None => apply_object_union(obj, merged, required),
+            }
         }
     }
 }
@@ -86,7 +91,7 @@ fn object_union(branches: &[Value]) -> Option<(Map<String, Value>, Vec<Value>)> 
 /// Writes the union onto the node: `oneOf` when each branch requires a distinct single
 /// key (external tagging: exactly one must be present), `anyOf` otherwise, nothing
 /// when the branches do not constrain anything.
-fn apply_object_union(
+pub(super) fn apply_object_union(
     obj: &mut Map<String, Value>,
     props: Map<String, Value>,
     required: Vec<Value>,

@@ -150,9 +150,39 @@ fn internally_and_adjacently_tagged_enums_merge_properties() {
         json!({"type": "string", "enum": ["A", "B"]})
     );
     assert_eq!(s["properties"]["y"]["type"], "string");
-    // Every variant needs `type` and `x`; that is all an anyOf of them could say.
+    // A discriminated union: the tag and what every variant needs are required, and
+    // CEL ties the other members to the tag values that declare them.
     assert_eq!(s["required"], json!(["type", "x"]));
-    assert!(s.get("anyOf").is_none());
+    assert!(s.get("anyOf").is_none() && s.get("oneOf").is_none());
+    assert_eq!(
+        s["x-kubernetes-validations"],
+        json!([
+            {"rule": "!has(self.y) || self.type == 'B'", "message": "y may only be set when type is B"},
+            {"rule": "!(self.type == 'B') || has(self.y)", "message": "y is required when type is B"},
+        ])
+    );
+    check_structural(&s).unwrap();
+
+    #[derive(JsonSchema, Serialize, Deserialize)]
+    #[serde(tag = "kind")]
+    #[allow(dead_code)]
+    enum Shared {
+        A { port: Option<i32> },
+        B { port: Option<i32>, host: String },
+        C { host: String },
+        D,
+    }
+    let s = structural::<Shared>();
+    assert_eq!(s["required"], json!(["kind"]));
+    assert_eq!(s["properties"]["kind"]["enum"], json!(["A", "B", "C", "D"]));
+    assert_eq!(
+        s["x-kubernetes-validations"],
+        json!([
+            {"rule": "!has(self.host) || self.kind in ['B', 'C']", "message": "host may only be set when kind is one of B, C"},
+            {"rule": "!(self.kind in ['B', 'C']) || has(self.host)", "message": "host is required when kind is one of B, C"},
+            {"rule": "!has(self.port) || self.kind in ['A', 'B']", "message": "port may only be set when kind is one of A, B"},
+        ])
+    );
     let s = make_structural(json!({"oneOf": [
         {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}}, "required": ["a"]},
         {"type": "object", "properties": {"a": {"type": "string"}, "c": {"type": "string"}}, "required": ["c"]}
