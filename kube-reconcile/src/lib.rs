@@ -21,6 +21,8 @@
 //!   your own writes), [`ownership`]
 //!   (claim, adopt, release), compiled label [`selector`]s, [`events`], and status
 //!   [`conditions`] (set, find, remove, with Kubernetes' transition-time rules);
+//! - [`workloads`]: what controllers of pod-owning workloads share (int-or-percent
+//!   values, pod template hashes, revisions, `apps/v1` conditions);
 //! - [`crd`] (feature `derive`, on by default): `#[derive(Crd)]` turns a spec struct
 //!   into a resource type and a structural CustomResourceDefinition, with garde rules
 //!   enforced by kube-apiserver too; several versions merged, converted with `From`;
@@ -59,6 +61,7 @@ pub mod store;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
+pub mod workloads;
 
 pub use key::ObjectKey;
 
