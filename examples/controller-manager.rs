@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --example controller-manager                       # on a local control plane
-//! cargo run --example controller-manager -- --kubeconfig ~/.kube/config --controllers=replicaset
+//! cargo run --example controller-manager -- --kubeconfig ~/.kube/config --controllers=deployment,replicaset
 //! ```
 //!
 //! Without `--kubeconfig` it starts the local control plane (etcd, kube-apiserver,
@@ -22,7 +22,10 @@ use kube_reconcile::{
 };
 
 /// Every controller this binary can run, with kube-controller-manager's name for it.
-const CONTROLLERS: &[(&str, &str)] = &[("replicaset", "replicaset-controller")];
+const CONTROLLERS: &[(&str, &str)] = &[
+    ("deployment", "deployment-controller"),
+    ("replicaset", "replicaset-controller"),
+];
 
 #[derive(Debug, Parser)]
 #[command(about = "Runs kube-reconcile's example controllers")]
@@ -30,9 +33,12 @@ struct Args {
     /// kubeconfig of the cluster to manage; without it a local control plane is started.
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
-    /// Controllers to run, comma-separated (`*` for all): replicaset.
+    /// Controllers to run, comma-separated (`*` for all): deployment, replicaset.
     #[arg(long, value_delimiter = ',', default_value = "*")]
     controllers: Vec<String>,
+    /// Workers of the Deployment controller.
+    #[arg(long, default_value_t = 5)]
+    concurrent_deployment_syncs: usize,
     /// Workers of the ReplicaSet controller.
     #[arg(long, default_value_t = 5)]
     concurrent_replicaset_syncs: usize,
@@ -73,6 +79,15 @@ async fn main() -> anyhow::Result<()> {
     let mut running = Vec::new();
     for name in enabled {
         match name {
+            "deployment" => {
+                let controller = controllers::deployment::controller(
+                    client.clone(),
+                    &factory,
+                    &Scope::all(),
+                    args.concurrent_deployment_syncs,
+                );
+                running.push(controller.start());
+            }
             "replicaset" => {
                 let controller = controllers::replicaset::controller(
                     client.clone(),

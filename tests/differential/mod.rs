@@ -32,17 +32,22 @@
 
 use std::{
     collections::BTreeMap,
-    sync::atomic::{AtomicU32, Ordering},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
     time::Duration,
 };
 
+use futures::StreamExt;
 use k8s_openapi::api::{
-    apps::v1::ReplicaSet,
+    apps::v1::{Deployment, ReplicaSet},
     core::v1::{Node, Pod},
 };
 use kube::{
     Api, Client, ResourceExt,
     api::{ListParams, Patch, PatchParams, PostParams},
+    runtime::{WatchStreamExt, watcher},
 };
 use kube_reconcile::{
     informer::{InformerFactory, Scope},
@@ -72,12 +77,26 @@ pub enum Side {
     Ours,
 }
 
+/// Which controllers a test binary compares (one kit per binary: the control planes
+/// are shared by its scenarios).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kit {
+    /// The ReplicaSet controller alone.
+    ReplicaSet,
+    /// The Deployment controller with the ReplicaSet controller under it.
+    Deployment,
+}
+
 /// One side of a scenario: a client and a fresh namespace.
 pub struct Env {
     pub side: Side,
     pub client: Client,
     pub ns: String,
     next_ip: AtomicU32,
+    /// Every `spec.replicas` each ReplicaSet had, in order (Deployment kit).
+    sizes: Arc<Mutex<BTreeMap<String, Vec<i32>>>>,
+    /// Every ReplicaSet seen by the size recorder, deleted ones included.
+    seen: Arc<Mutex<BTreeMap<String, ReplicaSet>>>,
 }
 
 impl Env {
@@ -96,6 +115,103 @@ impl Env {
             .create(&PostParams::default(), &rs)
             .await
             .unwrap();
+    }
+
+    pub fn deployments(&self) -> Api<Deployment> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// Creates a Deployment from JSON in the namespace.
+    pub async fn create_deployment(&self, manifest: Value) {
+        let d: Deployment = serde_json::from_value(manifest).unwrap();
+        self.deployments()
+            .create(&PostParams::default(), &d)
+            .await
+            .unwrap();
+    }
+
+    /// Merge-patches a Deployment.
+    pub async fn patch_deployment(&self, name: &str, patch: Value) {
+        self.deployments()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+
+    /// Drives one pod on the manual Node that is not ready yet to ready: the oldest,
+    /// ties broken by its ReplicaSet's revision (names differ between sides). Returns
+    /// whether there was one. One at a time, so that each controller decision sees the
+    /// same readiness on both sides.
+    pub async fn make_one_manual_pod_ready(&self) -> bool {
+        let revisions: BTreeMap<String, i64> = self
+            .replica_sets()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|rs| {
+                let revision = rs.annotations().get("deployment.kubernetes.io/revision");
+                (
+                    rs.name_any(),
+                    revision.and_then(|r| r.parse().ok()).unwrap_or(0),
+                )
+            })
+            .collect();
+        let mut waiting: Vec<Pod> = self
+            .pods_by_age("")
+            .await
+            .into_iter()
+            .filter(|pod| {
+                let on_manual = pod.spec.as_ref().and_then(|s| s.node_name.as_deref())
+                    == Some(MANUAL_NODE_NAME);
+                let ready = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+                on_manual && !ready && pod.metadata.deletion_timestamp.is_none()
+            })
+            .collect();
+        let revision = |pod: &Pod| {
+            let owner = pod
+                .owner_references()
+                .first()
+                .map(|o| o.name.clone())
+                .unwrap_or_default();
+            revisions.get(&owner).copied().unwrap_or(0)
+        };
+        waiting.sort_by_key(|p| (p.creation_timestamp().map(|t| t.0), revision(p)));
+        let Some(pod) = waiting.first() else {
+            return false;
+        };
+        match set_pod_state(&self.pods(), &pod.name_any(), &PodState::ready(self.ip())).await {
+            Ok(_) => true,
+            Err(error) => panic!("driving {} ready: {error}", pod.name_any()),
+        }
+    }
+
+    /// Records every `spec.replicas` of every ReplicaSet in the namespace until the
+    /// side's snapshot is taken.
+    fn record_sizes(&self) -> tokio::task::JoinHandle<()> {
+        let (api, sizes, seen) = (self.replica_sets(), self.sizes.clone(), self.seen.clone());
+        tokio::spawn(async move {
+            let mut changes = watcher(api, watcher::Config::default())
+                .applied_objects()
+                .boxed();
+            while let Some(Ok(rs)) = changes.next().await {
+                seen.lock()
+                    .unwrap()
+                    .entry(rs.name_any())
+                    .or_insert_with(|| rs.clone());
+                let mut sizes = sizes.lock().unwrap();
+                let history = sizes.entry(rs.name_any()).or_default();
+                let size = rs.spec.replicas.unwrap_or(1);
+                if history.last() != Some(&size) {
+                    history.push(size);
+                }
+            }
+        })
     }
 
     /// Creates a pod from JSON in the namespace.
@@ -213,8 +329,16 @@ impl Env {
             .list(&ListParams::default())
             .await
             .unwrap();
-        let observed = replica_sets.items.iter().all(|rs| {
+        let mut observed = replica_sets.items.iter().all(|rs| {
             rs.status.as_ref().and_then(|s| s.observed_generation) == rs.metadata.generation
+        });
+        let deployments = self
+            .deployments()
+            .list(&ListParams::default())
+            .await
+            .unwrap();
+        observed &= deployments.items.iter().all(|d| {
+            d.status.as_ref().and_then(|s| s.observed_generation) == d.metadata.generation
         });
         (self.snapshot().await, observed)
     }
@@ -226,17 +350,80 @@ impl Env {
             .await
             .unwrap();
         let pods = self.pods().list(&ListParams::default()).await.unwrap();
-        json!({
+        let deployments = self
+            .deployments()
+            .list(&ListParams::default())
+            .await
+            .unwrap();
+        let mut snapshot = json!({
             "replicaSets": replica_sets.items.iter().map(normalise_rs).collect::<Vec<_>>(),
             "pods": sorted(pods.items.iter().map(normalise_pod).collect()),
-        })
+        });
+        if !deployments.items.is_empty() {
+            snapshot["deployments"] = deployments.items.iter().map(normalise_deployment).collect();
+        }
+        snapshot
     }
 
-    /// The normalised snapshot compared between sides.
+    /// The normalised snapshot compared between sides: template hashes are replaced by
+    /// `h1`, `h2`, ... in the order their ReplicaSets were created (hashes differ by
+    /// design: each side hashes its own way).
     pub async fn snapshot(&self) -> Value {
         let mut snapshot = self.snapshot_objects().await;
         snapshot["events"] = self.events().await;
+        let sizes = self.sizes.lock().unwrap().clone();
+        if !sizes.is_empty() {
+            snapshot["replicaSetSizes"] = json!(sizes);
+        }
+        let hashes = self.template_hashes().await;
+        let mut text = serde_json::to_string(&snapshot).unwrap();
+        for (hash, token) in hashes {
+            text = text.replace(&hash, &token);
+        }
+        let mut snapshot: Value = serde_json::from_str(&text).unwrap();
+        // Names changed: sort again.
+        for list in ["replicaSets", "pods", "deployments"] {
+            if let Some(items) = snapshot.get_mut(list).and_then(Value::as_array_mut) {
+                items.sort_by_key(|v| v.to_string());
+            }
+        }
+        if let Some(events) = snapshot["events"].as_object_mut() {
+            for items in events.values_mut().filter_map(Value::as_array_mut) {
+                items.sort_by_key(|v| v.to_string());
+            }
+        }
         snapshot
+    }
+
+    /// `pod-template-hash` values, each with its stand-in, in ReplicaSet creation order.
+    async fn template_hashes(&self) -> Vec<(String, String)> {
+        let mut sets: BTreeMap<String, ReplicaSet> = self.seen.lock().unwrap().clone();
+        let current = self
+            .replica_sets()
+            .list(&ListParams::default())
+            .await
+            .unwrap();
+        for rs in current.items {
+            sets.entry(rs.name_any()).or_insert(rs);
+        }
+        let mut sets: Vec<ReplicaSet> = sets.into_values().collect();
+        sets.sort_by_key(|rs| {
+            let revision: i64 = rs
+                .annotations()
+                .get("deployment.kubernetes.io/revision")
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0);
+            (
+                rs.creation_timestamp().map(|t| t.0),
+                revision,
+                rs.name_any(),
+            )
+        });
+        sets.iter()
+            .filter_map(|rs| rs.labels().get("pod-template-hash").cloned())
+            .enumerate()
+            .map(|(i, hash)| (hash, format!("h{}", i + 1)))
+            .collect()
     }
 
     /// `{object: [{type, reason, message, count}]}` for events about ReplicaSets.
@@ -248,10 +435,16 @@ impl Env {
                 .unwrap();
         let mut by_object: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         for event in &events.items {
-            if event.involved_object.kind.as_deref() != Some("ReplicaSet") {
+            let kind = event.involved_object.kind.as_deref().unwrap_or_default();
+            if kind != "ReplicaSet" && kind != "Deployment" {
                 continue;
             }
-            let object = event.involved_object.name.clone().unwrap_or_default();
+            let name = event.involved_object.name.clone().unwrap_or_default();
+            let object = if kind == "Deployment" {
+                format!("deployment/{name}")
+            } else {
+                name
+            };
             by_object.entry(object).or_default().push(json!({
                 "type": event.type_,
                 "reason": event.reason,
@@ -294,9 +487,19 @@ fn normalise_rs(rs: &ReplicaSet) -> Value {
         .flatten()
         .map(|c| json!({"type": c.type_, "status": c.status, "reason": c.reason}))
         .collect();
+    let owners: Vec<Value> = rs
+        .owner_references()
+        .iter()
+        .map(|r| json!({"kind": r.kind, "name": r.name, "controller": r.controller.unwrap_or(false)}))
+        .collect();
     json!({
         "name": rs.name_any(),
         "replicas": rs.spec.replicas,
+        "labels": rs.metadata.labels,
+        "annotations": rs.metadata.annotations,
+        "owners": owners,
+        "selector": rs.spec.selector,
+        "minReadySeconds": rs.spec.min_ready_seconds,
         "status": {
             "replicas": status.replicas,
             "fullyLabeledReplicas": status.fully_labeled_replicas.unwrap_or(0),
@@ -304,6 +507,34 @@ fn normalise_rs(rs: &ReplicaSet) -> Value {
             "availableReplicas": status.available_replicas.unwrap_or(0),
             "terminatingReplicas": status.terminating_replicas.unwrap_or(0),
             "observedCurrentGeneration": status.observed_generation == rs.metadata.generation,
+            "conditions": conditions,
+        },
+    })
+}
+
+fn normalise_deployment(d: &Deployment) -> Value {
+    let status = d.status.clone().unwrap_or_default();
+    let mut conditions: Vec<Value> = status
+        .conditions
+        .iter()
+        .flatten()
+        .map(|c| json!({"type": c.type_, "status": c.status, "reason": c.reason, "message": c.message}))
+        .collect();
+    conditions.sort_by_key(|c| c["type"].to_string());
+    json!({
+        "name": d.name_any(),
+        "annotations": d.metadata.annotations,
+        "replicas": d.spec.replicas,
+        "template": d.spec.template,
+        "status": {
+            "replicas": status.replicas.unwrap_or(0),
+            "updatedReplicas": status.updated_replicas.unwrap_or(0),
+            "readyReplicas": status.ready_replicas.unwrap_or(0),
+            "availableReplicas": status.available_replicas.unwrap_or(0),
+            "unavailableReplicas": status.unavailable_replicas.unwrap_or(0),
+            "terminatingReplicas": status.terminating_replicas,
+            "collisionCount": status.collision_count,
+            "observedCurrentGeneration": status.observed_generation == d.metadata.generation,
             "conditions": conditions,
         },
     })
@@ -366,12 +597,16 @@ fn sorted(mut values: Vec<Value>) -> Vec<Value> {
     values
 }
 
-async fn control_plane(side: Side) -> &'static ControlPlane {
+async fn control_plane(side: Side, kit: Kit) -> &'static ControlPlane {
     let builder = || {
         let builder = ControlPlane::builder().fake_nodes(2).manual_node();
+        let reference = match kit {
+            Kit::ReplicaSet => vec!["replicaset-controller"],
+            Kit::Deployment => vec!["deployment-controller", "replicaset-controller"],
+        };
         match side {
             Side::Reference => builder
-                .kube_controller_manager(["replicaset-controller"])
+                .kube_controller_manager(reference)
                 .kube_controller_manager_args(["--kube-api-qps=100", "--kube-api-burst=100"]),
             Side::Ours => builder,
         }
@@ -382,17 +617,34 @@ async fn control_plane(side: Side) -> &'static ControlPlane {
     }
 }
 
-/// Runs `scenario` on both sides and asserts that the snapshots are equal.
-/// Runs `scenario` on both sides and asserts their snapshots are equal; returns the
-/// (common) snapshot for scenario-specific checks.
+/// Runs `scenario` on both sides with the ReplicaSet controller and asserts their
+/// snapshots are equal; returns the (common) snapshot for scenario-specific checks.
 pub async fn run<F, Fut>(name: &str, scenario: F) -> Value
 where
     F: Fn(Env) -> Fut,
     Fut: Future<Output = Env>,
 {
+    run_kit(Kit::ReplicaSet, name, scenario).await
+}
+
+/// As [`run`], with the Deployment controller over the ReplicaSet controller, and the
+/// sizes every ReplicaSet went through compared too.
+pub async fn run_deployment<F, Fut>(name: &str, scenario: F) -> Value
+where
+    F: Fn(Env) -> Fut,
+    Fut: Future<Output = Env>,
+{
+    run_kit(Kit::Deployment, name, scenario).await
+}
+
+async fn run_kit<F, Fut>(kit: Kit, name: &str, scenario: F) -> Value
+where
+    F: Fn(Env) -> Fut,
+    Fut: Future<Output = Env>,
+{
     let (reference, ours) = tokio::join!(
-        side(Side::Reference, name, &scenario),
-        side(Side::Ours, name, &scenario)
+        side(Side::Reference, kit, name, &scenario),
+        side(Side::Ours, kit, name, &scenario)
     );
     let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap();
     assert_eq!(
@@ -403,12 +655,12 @@ where
     ours
 }
 
-async fn side<F, Fut>(side: Side, name: &str, scenario: &F) -> Value
+async fn side<F, Fut>(side: Side, kit: Kit, name: &str, scenario: &F) -> Value
 where
     F: Fn(Env) -> Fut,
     Fut: Future<Output = Env>,
 {
-    let cp = control_plane(side).await;
+    let cp = control_plane(side, kit).await;
     let client = cp.client().await.unwrap();
     let ns = cp.create_namespace(&client, name).await.unwrap();
     let env = Env {
@@ -416,26 +668,38 @@ where
         client: client.clone(),
         ns: ns.clone(),
         next_ip: AtomicU32::new(0),
+        sizes: Arc::default(),
+        seen: Arc::default(),
     };
+    let recorder = (kit == Kit::Deployment).then(|| env.record_sizes());
     let factory = InformerFactory::new(client.clone());
     let running = match side {
-        Side::Reference => None,
+        Side::Reference => Vec::new(),
         Side::Ours => {
             let scope = Scope::all().namespace(&ns);
-            let controller = controllers::replicaset::controller(client, &factory, &scope, 5);
-            let running = controller.start();
+            let mut running = vec![
+                controllers::replicaset::controller(client.clone(), &factory, &scope, 5).start(),
+            ];
+            if kit == Kit::Deployment {
+                running
+                    .push(controllers::deployment::controller(client, &factory, &scope, 5).start());
+                factory.informer::<Deployment>(&scope).wait_for_sync().await;
+            }
             // kube-controller-manager's caches are long synced when a scenario starts;
             // give ours the same footing.
             factory.informer::<ReplicaSet>(&scope).wait_for_sync().await;
             factory.informer::<Pod>(&scope).wait_for_sync().await;
-            Some(running)
+            running
         }
     };
     let env = scenario(env).await;
     env.wait_quiet().await;
     let snapshot = env.snapshot().await;
-    if let Some(running) = running {
-        running.shutdown().await;
+    for controller in running {
+        controller.shutdown().await;
+    }
+    if let Some(recorder) = recorder {
+        recorder.abort();
     }
     snapshot
 }

@@ -80,13 +80,13 @@ apps_condition!(
 
 /// Sets `condition` by the rules in the module docs; returns whether the list changed.
 pub fn set<C: AppsCondition>(conditions: &mut Vec<C>, mut condition: C) -> bool {
-    if let Some(current) = find(conditions, condition.type_()) {
-        if current.status() == condition.status() {
-            if current.reason() == condition.reason() {
-                return false;
-            }
-            condition.set_last_transition_time(current.last_transition_time().cloned());
+    if let Some(current) = find(conditions, condition.type_())
+        && current.status() == condition.status()
+    {
+        if current.reason() == condition.reason() {
+            return false;
         }
+        condition.set_last_transition_time(current.last_transition_time().cloned());
     }
     remove(conditions, condition.type_());
     conditions.push(condition);

@@ -107,10 +107,10 @@ mod tests {
     #[test]
     fn absent_and_empty_labels_compare_equal() {
         let bare = PodTemplateSpec::default();
-        let mut labelled = PodTemplateSpec::default();
-        labelled.metadata = Some(Default::default());
-        labelled.metadata.as_mut().unwrap().labels =
-            Some([(POD_TEMPLATE_HASH_LABEL.to_string(), "abc".to_string())].into());
+        let labelled: PodTemplateSpec = serde_json::from_value(serde_json::json!({
+            "metadata": {"labels": {POD_TEMPLATE_HASH_LABEL: "abc"}}
+        }))
+        .unwrap();
         assert!(equal_ignoring_hash(&bare, &labelled));
     }
 }
