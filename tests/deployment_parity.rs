@@ -12,7 +12,8 @@ mod support;
 
 use std::time::Duration;
 
-use differential::{Env, merge, run_deployment};
+use differential::{Env, Refusal, Refused, merge, run_deployment};
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube_reconcile::testing::MANUAL_NODE_NAME;
 use serde_json::{Value, json};
@@ -371,6 +372,39 @@ async fn invalid_deployments_are_refused_by_the_api_server() {
             };
             assert_eq!(status.code, 422, "{what}: {}", status.message);
         }
+        env
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_refused_replica_set_is_reported_and_retried_with_backoff() {
+    run_deployment("create-refused", |env: Env| async move {
+        let refusal = Refusal::install(&env, Refused::ReplicaSets).await;
+        env.create_deployment(deployment("web", 2, false, json!({})))
+            .await;
+        let api = env.deployments();
+        support::wait_for(
+            &api,
+            "web",
+            "a ReplicaSetCreateError condition",
+            |d: Option<&Deployment>| {
+                d.and_then(|d| {
+                    d.status
+                        .as_ref()?
+                        .conditions
+                        .as_ref()?
+                        .iter()
+                        .find(|c| c.reason.as_deref() == Some("ReplicaSetCreateError"))
+                })
+                .is_some()
+            },
+        )
+        .await;
+        refusal.remove(&env).await;
+        env.wait_quiet().await;
+        env.drop_events_after_checking("ReplicaSetCreateError")
+            .await;
         env
     })
     .await;

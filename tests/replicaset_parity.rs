@@ -7,18 +7,9 @@ mod controllers;
 mod differential;
 mod support;
 
-use std::time::Duration;
-
-use differential::{Env, OTHER_MANUAL_NODE, merge, pod, replica_set, run};
-use k8s_openapi::api::{
-    admissionregistration::v1::{ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding},
-    apps::v1::{ReplicaSet, ReplicaSetCondition},
-    core::v1::{Event, Pod},
-};
-use kube::{
-    Api, ResourceExt,
-    api::{DeleteParams, ListParams, PostParams},
-};
+use differential::{Env, OTHER_MANUAL_NODE, Refusal, Refused, merge, pod, replica_set, run};
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition};
+use kube::ResourceExt;
 use kube_reconcile::testing::{MANUAL_NODE_NAME, PodState};
 use serde_json::json;
 
@@ -315,7 +306,7 @@ async fn the_selector_is_immutable_in_apps_v1() {
 #[tokio::test]
 async fn a_replica_failure_condition_is_removed_once_creating_works_again() {
     run("failure-cleared", |env: Env| async move {
-        let refusal = RefusePods::install(&env).await;
+        let refusal = Refusal::install(&env, Refused::Pods).await;
         env.create_rs(replica_set("web", 2, true, json!({}))).await;
         let api = env.replica_sets();
         support::wait_for(
@@ -331,17 +322,7 @@ async fn a_replica_failure_condition_is_removed_once_creating_works_again() {
         })
         .await;
         env.wait_quiet().await;
-        // How many retries failed while creating was refused depends on timing (they
-        // back off exponentially), so the FailedCreate warnings differ in number by
-        // nature: check that there are some, then drop them from the comparison.
-        let events = Api::<Event>::namespaced(env.client.clone(), &env.ns);
-        let failed = ListParams::default().fields("reason=FailedCreate");
-        let warned = events.list(&failed).await.unwrap().items;
-        assert!(!warned.is_empty(), "{:?}: no FailedCreate event", env.side);
-        events
-            .delete_collection(&DeleteParams::default(), &failed)
-            .await
-            .unwrap();
+        env.drop_events_after_checking("FailedCreate").await;
         env
     })
     .await;
@@ -352,75 +333,4 @@ fn replica_failure(rs: &ReplicaSet) -> Option<&ReplicaSetCondition> {
     conditions
         .iter()
         .find(|c| c.type_.as_deref() == Some("ReplicaFailure"))
-}
-
-/// A ValidatingAdmissionPolicy (and its binding) that refuses every pod creation in
-/// one namespace: the same transient failure for both controllers, lifted on demand.
-struct RefusePods {
-    name: String,
-}
-
-impl RefusePods {
-    async fn install(env: &Env) -> Self {
-        let name = format!("refuse-pods-{}", env.ns);
-        let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
-            "metadata": {"name": name},
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
-                    "operations": ["CREATE"], "resources": ["pods"]}]},
-                "validations": [{"expression": "false", "message": "pods are refused for now"}],
-            },
-        }))
-        .unwrap();
-        let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
-            "metadata": {"name": name},
-            "spec": {
-                "policyName": name,
-                "validationActions": ["Deny"],
-                "matchResources": {"namespaceSelector": {"matchLabels":
-                    {"kubernetes.io/metadata.name": env.ns}}},
-            },
-        }))
-        .unwrap();
-        let post = PostParams::default();
-        Api::<ValidatingAdmissionPolicy>::all(env.client.clone())
-            .create(&post, &policy)
-            .await
-            .unwrap();
-        Api::<ValidatingAdmissionPolicyBinding>::all(env.client.clone())
-            .create(&post, &binding)
-            .await
-            .unwrap();
-        // The API server enforces it once its own informers saw both: probe with
-        // dry-run creates until one is refused.
-        let probe: Pod = serde_json::from_value(pod("probe", "probe", json!(null))).unwrap();
-        let dry_run = PostParams {
-            dry_run: true,
-            ..PostParams::default()
-        };
-        let pods = env.pods();
-        let deadline = tokio::time::Instant::now() + support::WAIT;
-        while pods.create(&dry_run, &probe).await.is_ok() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the admission policy {name} was not enforced within {:?}",
-                support::WAIT
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Self { name }
-    }
-
-    async fn remove(self, env: &Env) {
-        let delete = DeleteParams::default();
-        Api::<ValidatingAdmissionPolicyBinding>::all(env.client.clone())
-            .delete(&self.name, &delete)
-            .await
-            .unwrap();
-        Api::<ValidatingAdmissionPolicy>::all(env.client.clone())
-            .delete(&self.name, &delete)
-            .await
-            .unwrap();
-    }
 }

@@ -24,10 +24,13 @@
 //!   (`PROGRESS_INTERVAL`, to spend fewer requests), so intermediate statuses are
 //!   coarser than kube-controller-manager's. The quiet period a snapshot waits for
 //!   (1.5 s) is longer than that interval;
-//! - a scenario with a transient refusal of pod creation (`failure-cleared`) deletes
-//!   the FailedCreate warnings before the snapshot, once it checked there are some:
-//!   how many retries fail while creation is refused depends on timing (exponential
-//!   backoff), on both sides alike.
+//! - a scenario with a transient refusal of pod or ReplicaSet creation deletes the
+//!   FailedCreate (ReplicaSetCreateError) warnings before the snapshot, once it checked
+//!   there are some: how many retries fail while creation is refused depends on timing
+//!   (exponential backoff), on both sides alike;
+//! - ReplicaSets a Deployment creates are named after a hash of the pod template, and
+//!   each side hashes its own way: hashes are replaced by `h1`, `h2`, ... in the order
+//!   the ReplicaSets were created, everywhere in the snapshot.
 #![allow(dead_code)] // each parity test binary uses part of the kit
 
 use std::{
@@ -41,12 +44,13 @@ use std::{
 
 use futures::StreamExt;
 use k8s_openapi::api::{
+    admissionregistration::v1::{ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding},
     apps::v1::{Deployment, ReplicaSet},
     core::v1::{Node, Pod},
 };
 use kube::{
     Api, Client, ResourceExt,
-    api::{ListParams, Patch, PatchParams, PostParams},
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
     runtime::{WatchStreamExt, watcher},
 };
 use kube_reconcile::{
@@ -746,5 +750,118 @@ pub fn merge(base: &mut Value, patch: Value) {
             }
         }
         (base, patch) => *base = patch,
+    }
+}
+
+/// What a [`Refusal`] refuses to create.
+#[derive(Debug, Clone, Copy)]
+pub enum Refused {
+    Pods,
+    ReplicaSets,
+}
+
+/// A ValidatingAdmissionPolicy (and its binding) that refuses every creation of one
+/// kind in one namespace: the same transient failure for both sides, lifted on demand.
+pub struct Refusal {
+    name: String,
+}
+
+impl Refusal {
+    pub async fn install(env: &Env, refused: Refused) -> Self {
+        let name = format!("refuse-{}", env.ns);
+        let (group, resource) = match refused {
+            Refused::Pods => ("", "pods"),
+            Refused::ReplicaSets => ("apps", "replicasets"),
+        };
+        let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {"resourceRules": [{"apiGroups": [group], "apiVersions": ["v1"],
+                    "operations": ["CREATE"], "resources": [resource]}]},
+                "validations": [{"expression": "false", "message": format!("{resource} are refused for now")}],
+            },
+        }))
+        .unwrap();
+        let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {
+                "policyName": name,
+                "validationActions": ["Deny"],
+                "matchResources": {"namespaceSelector": {"matchLabels":
+                    {"kubernetes.io/metadata.name": env.ns}}},
+            },
+        }))
+        .unwrap();
+        let post = PostParams::default();
+        Api::<ValidatingAdmissionPolicy>::all(env.client.clone())
+            .create(&post, &policy)
+            .await
+            .unwrap();
+        Api::<ValidatingAdmissionPolicyBinding>::all(env.client.clone())
+            .create(&post, &binding)
+            .await
+            .unwrap();
+        // The API server enforces it once its own informers saw both: probe with
+        // dry-run creates until one is refused.
+        let deadline = tokio::time::Instant::now() + support::WAIT;
+        while env.dry_run_create(refused).await {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the admission policy {name} was not enforced within {:?}",
+                support::WAIT
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self { name }
+    }
+
+    pub async fn remove(self, env: &Env) {
+        let delete = DeleteParams::default();
+        Api::<ValidatingAdmissionPolicyBinding>::all(env.client.clone())
+            .delete(&self.name, &delete)
+            .await
+            .unwrap();
+        Api::<ValidatingAdmissionPolicy>::all(env.client.clone())
+            .delete(&self.name, &delete)
+            .await
+            .unwrap();
+    }
+}
+
+impl Env {
+    /// Whether a dry-run create of the kind is accepted.
+    async fn dry_run_create(&self, refused: Refused) -> bool {
+        let dry_run = PostParams {
+            dry_run: true,
+            ..PostParams::default()
+        };
+        match refused {
+            Refused::Pods => {
+                let probe: Pod =
+                    serde_json::from_value(pod("probe", "probe", json!(null))).unwrap();
+                self.pods().create(&dry_run, &probe).await.is_ok()
+            }
+            Refused::ReplicaSets => {
+                let probe: ReplicaSet =
+                    serde_json::from_value(replica_set("probe", 0, false, json!({}))).unwrap();
+                self.replica_sets().create(&dry_run, &probe).await.is_ok()
+            }
+        }
+    }
+
+    /// Deletes the events with `reason` after checking there are some: how many
+    /// retries fail while something is refused depends on timing (they back off
+    /// exponentially), so their number differs between sides by nature.
+    pub async fn drop_events_after_checking(&self, reason: &str) {
+        let events =
+            Api::<k8s_openapi::api::core::v1::Event>::namespaced(self.client.clone(), &self.ns);
+        let selected = ListParams::default().fields(&format!("reason={reason}"));
+        let found = events.list(&selected).await.unwrap().items;
+        assert!(!found.is_empty(), "{:?}: no {reason} event", self.side);
+        events
+            .delete_collection(&DeleteParams::default(), &selected)
+            .await
+            .unwrap();
     }
 }
