@@ -1,6 +1,8 @@
 //! The kube-reconcile demo: a real local control plane with fake Nodes, kube-reconcile's
-//! ReplicaSet controller running on it, and a ReplicaSet scaled up and down with live
-//! progress. Then it keeps running for `kubectl` until Ctrl-C.
+//! ReplicaSet and Deployment controllers running on it, a ReplicaSet scaled up and down,
+//! then a Deployment rolled out to a new image and rolled back, with live progress in
+//! the words of `kubectl rollout status`. Then it keeps running for `kubectl` until
+//! Ctrl-C.
 //!
 //! ```text
 //! cargo run --example demo                 # the embedded control plane, 3 fake Nodes
@@ -11,7 +13,7 @@ mod controllers;
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::{
     Api,
     api::{Patch, PatchParams, PostParams},
@@ -48,11 +50,13 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let factory = InformerFactory::new(client.clone());
-    let controller =
-        controllers::replicaset::controller(client.clone(), &factory, &Scope::all(), 5);
-    let running = controller.start();
+    let running = [
+        controllers::replicaset::controller(client.clone(), &factory, &Scope::all(), 5).start(),
+        controllers::deployment::controller(client.clone(), &factory, &Scope::all(), 5).start(),
+    ];
     println!(
-        "Running kube-reconcile's ReplicaSet controller (kube-controller-manager is not started)."
+        "Running kube-reconcile's ReplicaSet and Deployment controllers \
+         (kube-controller-manager is not started)."
     );
 
     let replica_sets = Api::<ReplicaSet>::namespaced(client.clone(), "default");
@@ -67,12 +71,50 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         follow(&replica_sets, replicas).await?;
     }
-    println!("\nTry: kubectl get rs,pods -o wide; kubectl scale rs demo --replicas=7");
+    replica_sets.delete("demo", &Default::default()).await?;
+
+    let deployments = Api::<Deployment>::namespaced(client.clone(), "default");
+    let steps = [
+        (
+            "Creating Deployment default/web with 5 replicas of pause:3.10",
+            None,
+        ),
+        (
+            "Rolling out a new image (pause:3.9)",
+            Some(image_patch("3.9")),
+        ),
+        (
+            "Rolling back to the previous revision",
+            Some(rollback_patch()),
+        ),
+    ];
+    for (what, patch) in steps {
+        println!("\n{what}:");
+        match patch {
+            None => {
+                deployments
+                    .create(&PostParams::default(), &demo_deployment())
+                    .await?;
+            }
+            Some(patch) => {
+                deployments
+                    .patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
+            }
+        }
+        rollout_status(&deployments, "web").await?;
+    }
+    println!(
+        "\nTry: kubectl get deploy,rs,pods -o wide; kubectl rollout history deploy/web; \
+         kubectl set image deploy/web app=registry.k8s.io/pause:3.8"
+    );
     println!("Press Ctrl-C to stop.");
 
     shutdown_signal().await;
     println!("Stopping...");
-    running.shutdown().await;
+    for controller in running {
+        controller.shutdown().await;
+    }
     control_plane.stop().await;
     println!("Stopped.");
     Ok(())
@@ -107,6 +149,94 @@ async fn follow(api: &Api<ReplicaSet>, replicas: i32) -> anyhow::Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Prints the rollout's progress as `kubectl rollout status` words it, each time it
+/// changes, until the rollout finishes.
+async fn rollout_status(api: &Api<Deployment>, name: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut last = String::new();
+    loop {
+        let d = api.get(name).await?;
+        let (line, done) = rollout_message(&d);
+        if line != last {
+            println!("  {line}   (+{:.1?})", started.elapsed());
+            last = line;
+        }
+        if done {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(120),
+            "the rollout did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// kubectl's message for a Deployment's rollout, and whether it is finished.
+fn rollout_message(d: &Deployment) -> (String, bool) {
+    let name = d.metadata.name.clone().unwrap_or_default();
+    let status = d.status.clone().unwrap_or_default();
+    if d.metadata.generation > status.observed_generation {
+        return (
+            "Waiting for deployment spec update to be observed...".into(),
+            false,
+        );
+    }
+    let desired = d.spec.replicas.unwrap_or(1);
+    let (replicas, updated, available) = (
+        status.replicas.unwrap_or(0),
+        status.updated_replicas.unwrap_or(0),
+        status.available_replicas.unwrap_or(0),
+    );
+    let waiting = |what: String| {
+        (
+            format!("Waiting for deployment {name:?} rollout to finish: {what}..."),
+            false,
+        )
+    };
+    if updated < desired {
+        waiting(format!(
+            "{updated} out of {desired} new replicas have been updated"
+        ))
+    } else if replicas > updated {
+        waiting(format!(
+            "{} old replicas are pending termination",
+            replicas - updated
+        ))
+    } else if available < updated {
+        waiting(format!(
+            "{available} of {updated} updated replicas are available"
+        ))
+    } else {
+        (format!("deployment {name:?} successfully rolled out"), true)
+    }
+}
+
+fn demo_deployment() -> Deployment {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 5,
+            "selector": {"matchLabels": {"app": "web"}},
+            "strategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                         "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]}},
+        }
+    }))
+    .expect("a static manifest is valid")
+}
+
+fn image_patch(tag: &str) -> serde_json::Value {
+    serde_json::json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "app", "image": format!("registry.k8s.io/pause:{tag}")}]}}}})
+}
+
+/// The rollback request of the deprecated rollback API (revision 0: the previous one),
+/// which the Deployment controller carries out.
+fn rollback_patch() -> serde_json::Value {
+    serde_json::json!({"metadata": {"annotations": {"deprecated.deployment.rollback.to": "0"}}})
 }
 
 fn demo_replica_set() -> ReplicaSet {

@@ -232,12 +232,17 @@ where
             }
             Ok(Err(err)) => {
                 let policy = self.reconciler.error_policy(&err, key);
-                let error: &dyn std::error::Error = &err;
+                let error: &(dyn std::error::Error + 'static) = &err;
                 match policy {
                     OnError::Terminal => error!(
                         error,
                         "reconcile failed with a terminal error; not retrying"
                     ),
+                    // A write that lost an optimistic-concurrency race (HTTP 409) is the
+                    // normal outcome of acting on a cache a moment old: not a warning.
+                    OnError::Backoff if is_conflict(error) => {
+                        info!(error, "reconcile hit a write conflict; retrying with backoff")
+                    }
                     OnError::Backoff => warn!(error, "reconcile failed; retrying with backoff"),
                     OnError::RetryAfter(delay) => {
                         warn!(error, ?delay, "reconcile failed; retrying after a delay")
@@ -294,5 +299,41 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
         message.clone()
     } else {
         "a non-string panic payload".to_string()
+    }
+}
+
+/// Whether `error` or one of its sources is the API server's 409 Conflict.
+fn is_conflict(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(kube::Error::Api(status)) = e.downcast_ref::<kube::Error>()
+            && status.code == 409
+            && status.reason == "Conflict"
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod conflict_tests {
+    use kube::core::Status;
+
+    use super::is_conflict;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("updating status failed")]
+    struct Wrapped(#[source] kube::Error);
+
+    #[test]
+    fn a_conflict_is_found_through_the_source_chain() {
+        let api = |code: u16, reason: &str| {
+            kube::Error::Api(Box::new(Status::failure("modified", reason).with_code(code)))
+        };
+        assert!(is_conflict(&Wrapped(api(409, "Conflict"))));
+        assert!(!is_conflict(&Wrapped(api(409, "AlreadyExists"))));
+        assert!(!is_conflict(&Wrapped(api(500, "InternalError"))));
     }
 }
