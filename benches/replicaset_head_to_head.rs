@@ -32,6 +32,11 @@
 
 mod common;
 
+use common::head_to_head::{
+    cpu_seconds, median, our_controller_manager, peak_rss_mib, pod_count, request_counts,
+    requests_between,
+};
+
 use std::{
     collections::BTreeMap,
     path::Path,
@@ -96,93 +101,15 @@ fn control_plane(
     }
 }
 
-/// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // Fields 14 and 15 of /proc/PID/stat; `fields` starts at field 3. 100 ticks a second.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
-
-/// Controller-attributable requests by `resource/subresource verb code`: pod creates
-/// and every ReplicaSet request but the bench's own (creating them, polling the list).
+/// Controller-attributable requests: pod creates and every ReplicaSet request but the
+/// bench's own (creating them, polling the list).
 async fn controller_requests(client: &Client) -> BTreeMap<String, f64> {
-    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
-    let text = client.request_text(request).await.unwrap();
-    let label = |line: &str, name: &str| {
-        let start = line.find(&format!("{name}=\""))? + name.len() + 2;
-        let len = line[start..].find('"')?;
-        Some(line[start..start + len].to_string())
-    };
-    let mut counts = BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{"))
-    {
-        let pod_create = line.contains(r#"resource="pods""#)
-            && line.contains(r#"subresource="""#)
-            && line.contains(r#"verb="POST""#);
-        // The bench itself creates the ReplicaSets and polls their list.
-        let bench = line.contains(r#"resource="replicasets""#)
-            && (line.contains(r#"verb="POST""#) || line.contains(r#"verb="LIST""#));
-        if bench || !(pod_create || line.contains(r#"resource="replicasets""#)) {
-            continue;
-        }
-        let (Some(resource), Some(subresource), Some(verb), Some(code)) = (
-            label(line, "resource"),
-            label(line, "subresource"),
-            label(line, "verb"),
-            label(line, "code"),
-        ) else {
-            continue;
-        };
-        let value = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
-        *counts
-            .entry(format!("{resource}/{subresource} {verb} {code}"))
-            .or_default() += value.unwrap_or(0.0);
-    }
-    counts
-}
-
-/// The requests made between two readings, by kind, and their total.
-fn requests_between(
-    before: &BTreeMap<String, f64>,
-    after: &BTreeMap<String, f64>,
-) -> (BTreeMap<String, f64>, f64) {
-    let delta: BTreeMap<String, f64> = after
-        .iter()
-        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
-        .filter(|(_, v)| *v > 0.0)
-        .collect();
-    let total = delta.values().sum();
-    (delta, total)
-}
-
-/// How many pods exist, from a one-item list (the rest is `remainingItemCount`).
-async fn pod_count(pods: &Api<Pod>) -> anyhow::Result<usize> {
-    let page = pods.list_metadata(&ListParams::default().limit(1)).await?;
-    let remaining = page.metadata.remaining_item_count.unwrap_or(0);
-    Ok(page.items.len() + usize::try_from(remaining).unwrap_or(0))
+    request_counts(client, |r| {
+        let pod_create = r.resource == "pods" && r.subresource.is_empty() && r.verb == "POST";
+        let replica_sets = r.resource == "replicasets" && !matches!(r.verb, "POST" | "LIST");
+        pod_create || replica_sets
+    })
+    .await
 }
 
 fn replica_set(i: usize) -> ReplicaSet {
@@ -313,23 +240,10 @@ async fn plain_client_rate() -> anyhow::Result<f64> {
     Ok(rate)
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let runs = common::count_arg(3);
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let ours = target.join("release/examples/controller-manager");
-    anyhow::ensure!(
-        ours.is_file(),
-        "{} is missing: run `cargo build --release --example controller-manager` first",
-        ours.display()
-    );
+    let ours = our_controller_manager()?;
     for (label, limits) in [
         ("QPS 100 / burst 100", Some((100, 100))),
         ("no client-side limit", None),

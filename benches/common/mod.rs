@@ -8,6 +8,8 @@ use std::{
 
 use kube_reconcile::ObjectKey;
 
+pub mod head_to_head;
+
 /// `n` distinct keys spread over 50 namespaces, shaped like real object keys.
 pub fn keys(n: usize) -> Vec<ObjectKey> {
     (0..n)

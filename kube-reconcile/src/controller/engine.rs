@@ -241,7 +241,10 @@ where
                     // A write that lost an optimistic-concurrency race (HTTP 409) is the
                     // normal outcome of acting on a cache a moment old: not a warning.
                     OnError::Backoff if is_conflict(error) => {
-                        info!(error, "reconcile hit a write conflict; retrying with backoff")
+                        info!(
+                            error,
+                            "reconcile hit a write conflict; retrying with backoff"
+                        )
                     }
                     OnError::Backoff => warn!(error, "reconcile failed; retrying with backoff"),
                     OnError::RetryAfter(delay) => {
@@ -330,7 +333,9 @@ mod conflict_tests {
     #[test]
     fn a_conflict_is_found_through_the_source_chain() {
         let api = |code: u16, reason: &str| {
-            kube::Error::Api(Box::new(Status::failure("modified", reason).with_code(code)))
+            kube::Error::Api(Box::new(
+                Status::failure("modified", reason).with_code(code),
+            ))
         };
         assert!(is_conflict(&Wrapped(api(409, "Conflict"))));
         assert!(!is_conflict(&Wrapped(api(409, "AlreadyExists"))));

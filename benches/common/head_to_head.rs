@@ -1,0 +1,127 @@
+//! What the head-to-head benchmarks share: reading a process's CPU and peak memory from
+//! /proc, counting API requests from kube-apiserver's metrics, counting pods, medians.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::{Api, Client, api::ListParams};
+
+/// utime + stime of a process, in seconds.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // Fields 14 and 15 of /proc/PID/stat; `fields` starts at field 3. 100 ticks a second.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The process's peak resident memory (VmHWM), in MiB.
+pub fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+/// One `apiserver_request_total` series: resource, subresource, verb.
+pub struct Request<'a> {
+    pub resource: &'a str,
+    pub subresource: &'a str,
+    pub verb: &'a str,
+}
+
+/// `apiserver_request_total` by `resource/subresource verb code`, for the series
+/// `counted` accepts (the controller's requests, not the bench's own).
+pub async fn request_counts(
+    client: &Client,
+    counted: impl Fn(&Request) -> bool,
+) -> BTreeMap<String, f64> {
+    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = client.request_text(request).await.unwrap();
+    let label = |line: &str, name: &str| {
+        let start = line.find(&format!("{name}=\""))? + name.len() + 2;
+        let len = line[start..].find('"')?;
+        Some(line[start..start + len].to_string())
+    };
+    let mut counts = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+    {
+        let (Some(resource), Some(subresource), Some(verb), Some(code)) = (
+            label(line, "resource"),
+            label(line, "subresource"),
+            label(line, "verb"),
+            label(line, "code"),
+        ) else {
+            continue;
+        };
+        let series = Request {
+            resource: &resource,
+            subresource: &subresource,
+            verb: &verb,
+        };
+        if !counted(&series) {
+            continue;
+        }
+        let value = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+        *counts
+            .entry(format!("{resource}/{subresource} {verb} {code}"))
+            .or_default() += value.unwrap_or(0.0);
+    }
+    counts
+}
+
+/// The requests made between two readings, by kind, and their total.
+pub fn requests_between(
+    before: &BTreeMap<String, f64>,
+    after: &BTreeMap<String, f64>,
+) -> (BTreeMap<String, f64>, f64) {
+    let delta: BTreeMap<String, f64> = after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, v)| *v > 0.0)
+        .collect();
+    let total = delta.values().sum();
+    (delta, total)
+}
+
+/// How many pods exist, from a one-item list (the rest is `remainingItemCount`).
+pub async fn pod_count(pods: &Api<Pod>) -> anyhow::Result<usize> {
+    let page = pods.list_metadata(&ListParams::default().limit(1)).await?;
+    let remaining = page.metadata.remaining_item_count.unwrap_or(0);
+    Ok(page.items.len() + usize::try_from(remaining).unwrap_or(0))
+}
+
+/// The middle value (the upper one of an even count).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// The release `controller-manager` example, which the benches run as the
+/// kube-reconcile side; fails with the command that builds it when missing.
+pub fn our_controller_manager() -> anyhow::Result<std::path::PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let ours = target.join("release/examples/controller-manager");
+    anyhow::ensure!(
+        ours.is_file(),
+        "{} is missing: run `cargo build --release --example controller-manager` first",
+        ours.display()
+    );
+    Ok(ours)
+}
