@@ -42,7 +42,8 @@ struct Args {
     /// Workers of the ReplicaSet controller.
     #[arg(long, default_value_t = 5)]
     concurrent_replicaset_syncs: usize,
-    /// Client requests per second (0 or less: no client-side limit).
+    /// Client requests per second, for the shared informers and for each controller
+    /// (0 or less: no client-side limit).
     #[arg(long, default_value_t = 20.0)]
     kube_api_qps: f64,
     /// Client request burst.
@@ -69,19 +70,27 @@ async fn main() -> anyhow::Result<()> {
         ControlPlane::builder().fake_nodes(args.fake_nodes)
     })
     .await?;
-    let client = if args.kube_api_qps > 0.0 {
-        kube_reconcile::client::rate_limited(client, args.kube_api_qps, args.kube_api_burst)
-    } else {
-        client
+    // As in kube-controller-manager, the shared informers and each controller get a
+    // client of their own, each with the --kube-api-qps/--kube-api-burst budget.
+    let limited = |client: &kube::Client| {
+        if args.kube_api_qps > 0.0 {
+            kube_reconcile::client::rate_limited(
+                client.clone(),
+                args.kube_api_qps,
+                args.kube_api_burst,
+            )
+        } else {
+            client.clone()
+        }
     };
 
-    let factory = InformerFactory::new(client.clone());
+    let factory = InformerFactory::new(limited(&client));
     let mut running = Vec::new();
     for name in enabled {
         match name {
             "deployment" => {
                 let controller = controllers::deployment::controller(
-                    client.clone(),
+                    limited(&client),
                     &factory,
                     &Scope::all(),
                     args.concurrent_deployment_syncs,
@@ -90,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
             }
             "replicaset" => {
                 let controller = controllers::replicaset::controller(
-                    client.clone(),
+                    limited(&client),
                     &factory,
                     &Scope::all(),
                     args.concurrent_replicaset_syncs,
