@@ -24,6 +24,7 @@ use kube_reconcile::{
 /// Every controller this binary can run, with kube-controller-manager's name for it.
 const CONTROLLERS: &[(&str, &str)] = &[
     ("deployment", "deployment-controller"),
+    ("endpointslice", "endpointslice-controller"),
     ("replicaset", "replicaset-controller"),
 ];
 
@@ -33,12 +34,19 @@ struct Args {
     /// kubeconfig of the cluster to manage; without it a local control plane is started.
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
-    /// Controllers to run, comma-separated (`*` for all): deployment, replicaset.
+    /// Controllers to run, comma-separated (`*` for all): deployment, endpointslice,
+    /// replicaset.
     #[arg(long, value_delimiter = ',', default_value = "*")]
     controllers: Vec<String>,
     /// Workers of the Deployment controller.
     #[arg(long, default_value_t = 5)]
     concurrent_deployment_syncs: usize,
+    /// Workers of the EndpointSlice controller.
+    #[arg(long, default_value_t = 5)]
+    concurrent_service_endpoint_syncs: usize,
+    /// Endpoints per EndpointSlice at most.
+    #[arg(long, default_value_t = controllers::endpointslice::MAX_ENDPOINTS_PER_SLICE)]
+    max_endpoints_per_slice: usize,
     /// Workers of the ReplicaSet controller.
     #[arg(long, default_value_t = 5)]
     concurrent_replicaset_syncs: usize,
@@ -65,6 +73,9 @@ async fn main() -> anyhow::Result<()> {
         bail!("leader election is not implemented yet; run with --leader-elect=false");
     }
     let enabled = enabled_controllers(&args.controllers)?;
+    if !(1..=1000).contains(&args.max_endpoints_per_slice) {
+        bail!("--max-endpoints-per-slice must be between 1 and 1000, as kube-controller-manager's");
+    }
 
     let (client, control_plane) = cluster::connect(args.kubeconfig.as_deref(), || {
         ControlPlane::builder().fake_nodes(args.fake_nodes)
@@ -94,6 +105,16 @@ async fn main() -> anyhow::Result<()> {
                     &factory,
                     &Scope::all(),
                     args.concurrent_deployment_syncs,
+                );
+                running.push(controller.start());
+            }
+            "endpointslice" => {
+                let controller = controllers::endpointslice::controller(
+                    limited(&client),
+                    &factory,
+                    &Scope::all(),
+                    args.concurrent_service_endpoint_syncs,
+                    args.max_endpoints_per_slice,
                 );
                 running.push(controller.start());
             }

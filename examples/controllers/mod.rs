@@ -2,5 +2,6 @@
 #![allow(dead_code)] // each target uses part of it
 
 pub mod deployment;
+pub mod endpointslice;
 pub mod pods;
 pub mod replicaset;

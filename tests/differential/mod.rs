@@ -33,6 +33,8 @@
 //!   the ReplicaSets were created, everywhere in the snapshot.
 #![allow(dead_code)] // each parity test binary uses part of the kit
 
+mod endpoints;
+
 use std::{
     collections::BTreeMap,
     sync::{
@@ -46,7 +48,8 @@ use futures::StreamExt;
 use k8s_openapi::api::{
     admissionregistration::v1::{ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding},
     apps::v1::{Deployment, ReplicaSet},
-    core::v1::{Node, Pod},
+    core::v1::{Node, Pod, Service},
+    discovery::v1::EndpointSlice,
 };
 use kube::{
     Api, Client, ResourceExt,
@@ -89,6 +92,8 @@ pub enum Kit {
     ReplicaSet,
     /// The Deployment controller with the ReplicaSet controller under it.
     Deployment,
+    /// The EndpointSlice controller (pods are the test's own).
+    EndpointSlice,
 }
 
 /// One side of a scenario: a client and a fresh namespace.
@@ -366,6 +371,10 @@ impl Env {
         if !deployments.items.is_empty() {
             snapshot["deployments"] = deployments.items.iter().map(normalise_deployment).collect();
         }
+        let slices = self.endpoint_slices().await;
+        if slices.as_object().is_some_and(|s| !s.is_empty()) {
+            snapshot["endpointSlices"] = slices;
+        }
         snapshot
     }
 
@@ -607,6 +616,7 @@ async fn control_plane(side: Side, kit: Kit) -> &'static ControlPlane {
         let reference = match kit {
             Kit::ReplicaSet => vec!["replicaset-controller"],
             Kit::Deployment => vec!["deployment-controller", "replicaset-controller"],
+            Kit::EndpointSlice => vec!["endpointslice-controller"],
         };
         match side {
             Side::Reference => builder
@@ -681,18 +691,27 @@ where
         Side::Reference => Vec::new(),
         Side::Ours => {
             let scope = Scope::all().namespace(&ns);
-            let mut running = vec![
-                controllers::replicaset::controller(client.clone(), &factory, &scope, 5).start(),
-            ];
-            if kit == Kit::Deployment {
-                running
-                    .push(controllers::deployment::controller(client, &factory, &scope, 5).start());
-                factory.informer::<Deployment>(&scope).wait_for_sync().await;
-            }
+            let running = start_ours(kit, client, &factory, &scope);
             // kube-controller-manager's caches are long synced when a scenario starts;
             // give ours the same footing.
-            factory.informer::<ReplicaSet>(&scope).wait_for_sync().await;
             factory.informer::<Pod>(&scope).wait_for_sync().await;
+            match kit {
+                Kit::EndpointSlice => {
+                    factory.informer::<Service>(&scope).wait_for_sync().await;
+                    factory
+                        .informer::<EndpointSlice>(&scope)
+                        .wait_for_sync()
+                        .await;
+                    factory
+                        .informer::<Node>(&Scope::all())
+                        .wait_for_sync()
+                        .await;
+                }
+                _ => factory.informer::<ReplicaSet>(&scope).wait_for_sync().await,
+            }
+            if kit == Kit::Deployment {
+                factory.informer::<Deployment>(&scope).wait_for_sync().await;
+            }
             running
         }
     };
@@ -706,6 +725,43 @@ where
         recorder.abort();
     }
     snapshot
+}
+
+/// Starts the kit's controllers of ours, scoped to the scenario's namespace.
+fn start_ours(
+    kit: Kit,
+    client: Client,
+    factory: &InformerFactory,
+    scope: &Scope,
+) -> Vec<kube_reconcile::controller::ControllerHandle> {
+    let replica_sets =
+        || controllers::replicaset::controller(client.clone(), factory, scope, 5).start();
+    match kit {
+        Kit::ReplicaSet => vec![replica_sets()],
+        Kit::Deployment => vec![
+            replica_sets(),
+            controllers::deployment::controller(client.clone(), factory, scope, 5).start(),
+        ],
+        Kit::EndpointSlice => vec![
+            controllers::endpointslice::controller(
+                client.clone(),
+                factory,
+                scope,
+                5,
+                controllers::endpointslice::MAX_ENDPOINTS_PER_SLICE,
+            )
+            .start(),
+        ],
+    }
+}
+
+/// As [`run`], with the EndpointSlice controller.
+pub async fn run_endpoint_slice<F, Fut>(name: &str, scenario: F) -> Value
+where
+    F: Fn(Env) -> Fut,
+    Fut: Future<Output = Env>,
+{
+    run_kit(Kit::EndpointSlice, name, scenario).await
 }
 
 /// A ReplicaSet manifest: selector `app=<name>`, template labels `app=<name>` plus

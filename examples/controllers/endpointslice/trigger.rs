@@ -1,0 +1,85 @@
+//! `endpoints.kubernetes.io/last-change-trigger-time`: when the oldest change not yet
+//! reflected in a Service's endpoints happened, as kube-controller-manager tracks it.
+//! A pod's change time is its Ready condition's last transition; the Service's is its
+//! creation. The first sync of a Service reports its creation; a later sync reports
+//! the earliest change seen since the previous sync, or nothing (then the annotation
+//! is removed).
+
+use std::{collections::HashMap, sync::Mutex};
+
+use k8s_openapi::{
+    api::core::v1::{Pod, Service},
+    apimachinery::pkg::apis::meta::v1::Time,
+    jiff::Timestamp,
+};
+use kube::ResourceExt;
+use kube_reconcile::ObjectKey;
+
+/// What the last sync of one Service saw.
+#[derive(Default)]
+struct Seen {
+    service: Option<Timestamp>,
+    pods: HashMap<String, Timestamp>,
+}
+
+/// Per-Service change times seen by the last sync.
+#[derive(Default)]
+pub struct TriggerTimes {
+    seen: Mutex<HashMap<ObjectKey, Seen>>,
+}
+
+impl TriggerTimes {
+    /// The trigger time for this sync of `service` over its selected `pods`, and
+    /// remembers what it saw.
+    pub fn compute<'a>(
+        &self,
+        key: &ObjectKey,
+        service: &Service,
+        pods: impl IntoIterator<Item = &'a Pod>,
+    ) -> Option<Time> {
+        let mut all = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let known = all.contains_key(key);
+        let previous = all.remove(key).unwrap_or_default();
+        let mut earliest: Option<Timestamp> = None;
+        let mut now = Seen::default();
+        for pod in pods {
+            let Some(changed) = ready_transition(pod) else {
+                continue;
+            };
+            if previous
+                .pods
+                .get(&pod.name_any())
+                .is_none_or(|before| changed > *before)
+            {
+                earliest = Some(earliest.map_or(changed, |e| e.min(changed)));
+            }
+            now.pods.insert(pod.name_any(), changed);
+        }
+        let created = service.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        if let Some(created) = created
+            && previous.service.is_none_or(|before| created > before)
+        {
+            earliest = Some(earliest.map_or(created, |e| e.min(created)));
+        }
+        now.service = created;
+        all.insert(key.clone(), now);
+        if !known {
+            return created.map(Time);
+        }
+        earliest.map(Time)
+    }
+
+    /// Forgets a Service that is gone.
+    pub fn forget(&self, key: &ObjectKey) {
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+}
+
+fn ready_transition(pod: &Pod) -> Option<Timestamp> {
+    let conditions = pod.status.as_ref()?.conditions.as_ref()?;
+    let ready = conditions.iter().find(|c| c.type_ == "Ready")?;
+    Some(ready.last_transition_time.as_ref()?.0)
+}

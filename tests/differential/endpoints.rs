@@ -1,0 +1,91 @@
+//! The Service endpoints part of a snapshot: EndpointSlices compared as what a consumer
+//! reads from them, not as how they are packed.
+//!
+//! Per Service: for each (address type, port set), the endpoints with their addresses,
+//! conditions, node, zone, hostname and pod; how many slices carry them; and the
+//! slices' labels with the managed-by value masked (each controller writes its own).
+//! Which slice an endpoint lands in is not compared: the reference pops endpoints from
+//! a Go map, so its choice is random; the number of slices is, since it follows from
+//! the packing rules alone. The trigger-time annotation is compared by presence.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::{Api, ResourceExt, api::ListParams};
+use serde_json::{Value, json};
+
+use super::Env;
+
+const MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
+const TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
+
+impl Env {
+    /// The namespace's EndpointSlices, normalised per Service (empty when none).
+    pub async fn endpoint_slices(&self) -> Value {
+        let slices = Api::<EndpointSlice>::namespaced(self.client.clone(), &self.ns)
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items;
+        let mut by_service: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
+        for slice in &slices {
+            let service = slice
+                .labels()
+                .get("kubernetes.io/service-name")
+                .cloned()
+                .unwrap_or_default();
+            let mut ports: Vec<Value> = slice
+                .ports
+                .iter()
+                .flatten()
+                .map(|p| json!({"name": p.name, "port": p.port, "protocol": p.protocol}))
+                .collect();
+            ports.sort_by_key(|p| p.to_string());
+            let group_key = format!("{} {}", slice.address_type, Value::from(ports.clone()));
+            let group = by_service
+                .entry(service)
+                .or_default()
+                .entry(group_key)
+                .or_insert_with(
+                    || json!({"slices": 0, "endpoints": [], "labels": [], "triggerTime": []}),
+                );
+            group["slices"] = json!(group["slices"].as_i64().unwrap_or(0) + 1);
+            let mut labels = slice.labels().clone();
+            if labels.contains_key(MANAGED_BY) {
+                labels.insert(MANAGED_BY.into(), "<managed-by>".into());
+            }
+            push_sorted(&mut group["labels"], json!(labels));
+            push_sorted(
+                &mut group["triggerTime"],
+                json!(slice.annotations().contains_key(TRIGGER_TIME)),
+            );
+            for endpoint in slice.endpoints.iter().flatten() {
+                let conditions = endpoint.conditions.clone().unwrap_or_default();
+                push_sorted(
+                    &mut group["endpoints"],
+                    json!({
+                        "addresses": endpoint.addresses,
+                        "ready": conditions.ready,
+                        "serving": conditions.serving,
+                        "terminating": conditions.terminating,
+                        "node": endpoint.node_name,
+                        "zone": endpoint.zone,
+                        "hostname": endpoint.hostname,
+                        "pod": endpoint.target_ref.as_ref().and_then(|t| t.name.clone()),
+                    }),
+                );
+            }
+        }
+        json!(by_service)
+    }
+}
+
+/// Adds `value` to the array, keeping it sorted and without duplicates (labels and
+/// trigger-time presence are per slice; one entry per distinct value).
+fn push_sorted(list: &mut Value, value: Value) {
+    let items = list.as_array_mut().expect("an array");
+    if value.is_object() && value.get("addresses").is_some() || !items.contains(&value) {
+        items.push(value);
+    }
+    items.sort_by_key(|v| v.to_string());
+}
