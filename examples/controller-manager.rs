@@ -24,6 +24,7 @@ use kube_reconcile::{
 /// Every controller this binary can run, with kube-controller-manager's name for it.
 const CONTROLLERS: &[(&str, &str)] = &[
     ("deployment", "deployment-controller"),
+    ("endpoints", "endpoints-controller"),
     ("endpointslice", "endpointslice-controller"),
     ("replicaset", "replicaset-controller"),
 ];
@@ -34,14 +35,14 @@ struct Args {
     /// kubeconfig of the cluster to manage; without it a local control plane is started.
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
-    /// Controllers to run, comma-separated (`*` for all): deployment, endpointslice,
-    /// replicaset.
+    /// Controllers to run, comma-separated (`*` for all): deployment, endpoints,
+    /// endpointslice, replicaset.
     #[arg(long, value_delimiter = ',', default_value = "*")]
     controllers: Vec<String>,
     /// Workers of the Deployment controller.
     #[arg(long, default_value_t = 5)]
     concurrent_deployment_syncs: usize,
-    /// Workers of the EndpointSlice controller.
+    /// Workers of the EndpointSlice controller, and of the Endpoints controller.
     #[arg(long, default_value_t = 5)]
     concurrent_service_endpoint_syncs: usize,
     /// Endpoints per EndpointSlice at most.
@@ -105,6 +106,15 @@ async fn main() -> anyhow::Result<()> {
                     &factory,
                     &Scope::all(),
                     args.concurrent_deployment_syncs,
+                );
+                running.push(controller.start());
+            }
+            "endpoints" => {
+                let controller = controllers::endpoints::controller(
+                    limited(&client),
+                    &factory,
+                    &Scope::all(),
+                    args.concurrent_service_endpoint_syncs,
                 );
                 running.push(controller.start());
             }

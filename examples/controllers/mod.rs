@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each target uses part of it
 
 pub mod deployment;
+pub mod endpoints;
 pub mod endpointslice;
 pub mod pods;
 pub mod replicaset;

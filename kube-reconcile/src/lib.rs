@@ -23,6 +23,8 @@
 //!   [`conditions`] (set, find, remove, with Kubernetes' transition-time rules);
 //! - [`workloads`]: what controllers of pod-owning workloads share (int-or-percent
 //!   values, pod template hashes, revisions, `apps/v1` conditions);
+//! - [`service_endpoints`]: what controllers turning a Service's pods into endpoints
+//!   share (which pods count, named target ports, last-change trigger times);
 //! - [`crd`] (feature `derive`, on by default): `#[derive(Crd)]` turns a spec struct
 //!   into a resource type and a structural CustomResourceDefinition, with garde rules
 //!   enforced by kube-apiserver too; several versions merged, converted with `From`;
@@ -57,6 +59,7 @@ pub mod ownership;
 pub mod queue;
 pub mod reconcile;
 pub mod selector;
+pub mod service_endpoints;
 pub mod store;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]

@@ -7,10 +7,14 @@
 //! Which slice an endpoint lands in is not compared: the reference pops endpoints from
 //! a Go map, so its choice is random; the number of slices is, since it follows from
 //! the packing rules alone. The trigger-time annotation is compared by presence.
+//!
+//! Endpoints objects are compared whole but for the managed-by value (masked) and the
+//! order of subsets and of ports within one (the reference sorts both by a hash of Go's
+//! memory dump): subsets and ports are sorted before comparing.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::{core::v1::Endpoints, discovery::v1::EndpointSlice};
 use kube::{Api, ResourceExt, api::ListParams};
 use serde_json::{Value, json};
 
@@ -77,6 +81,57 @@ impl Env {
             }
         }
         json!(by_service)
+    }
+}
+
+impl Env {
+    /// The namespace's Endpoints objects, normalised, by name.
+    pub async fn endpoints(&self) -> Value {
+        let all = Api::<Endpoints>::namespaced(self.client.clone(), &self.ns)
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items;
+        let mut by_name = BTreeMap::new();
+        for endpoints in all {
+            let mut labels = endpoints.labels().clone();
+            if labels.contains_key("endpoints.kubernetes.io/managed-by") {
+                labels.insert(
+                    "endpoints.kubernetes.io/managed-by".into(),
+                    "<managed-by>".into(),
+                );
+            }
+            let mut subsets: Vec<Value> = endpoints
+                .subsets
+                .iter()
+                .flatten()
+                .map(|s| {
+                    let address = |a: &k8s_openapi::api::core::v1::EndpointAddress| {
+                        json!({"ip": a.ip, "hostname": a.hostname, "node": a.node_name,
+                               "pod": a.target_ref.as_ref().and_then(|t| t.name.clone())})
+                    };
+                    let mut ports: Vec<Value> = s.ports.iter().flatten().map(|p| json!(p)).collect();
+                    ports.sort_by_key(|p| p.to_string());
+                    json!({
+                        "addresses": s.addresses.iter().flatten().map(address).collect::<Vec<_>>(),
+                        "notReadyAddresses": s.not_ready_addresses.iter().flatten().map(address).collect::<Vec<_>>(),
+                        "ports": ports,
+                    })
+                })
+                .collect();
+            subsets.sort_by_key(|s| s.to_string());
+            let annotations = endpoints.annotations();
+            by_name.insert(
+                endpoints.name_any(),
+                json!({
+                    "labels": labels,
+                    "overCapacity": annotations.get("endpoints.kubernetes.io/over-capacity"),
+                    "triggerTime": annotations.contains_key(TRIGGER_TIME),
+                    "subsets": subsets,
+                }),
+            );
+        }
+        json!(by_name)
     }
 }
 

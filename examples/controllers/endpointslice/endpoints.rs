@@ -4,14 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::{
-    api::{
-        core::v1::{ObjectReference, Pod, Service, ServicePort},
-        discovery::v1::{Endpoint, EndpointConditions, EndpointPort},
-    },
-    apimachinery::pkg::util::intstr::IntOrString,
+use k8s_openapi::api::{
+    core::v1::{Pod, Service},
+    discovery::v1::{Endpoint, EndpointConditions, EndpointPort},
 };
 use kube::ResourceExt;
+use kube_reconcile::service_endpoints::{find_port, is_ready, pod_reference};
 
 /// The label naming the Service a slice belongs to.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -21,24 +19,6 @@ pub const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
 pub const HEADLESS_LABEL: &str = "service.kubernetes.io/headless";
 /// The zone label of a Node.
 pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
-
-/// Whether a pod has endpoints at all: not terminal, and with an IP.
-pub fn has_endpoint(pod: &Pod) -> bool {
-    let status = pod.status.clone().unwrap_or_default();
-    let terminal = matches!(status.phase.as_deref(), Some("Failed" | "Succeeded"));
-    let has_ip = status.pod_ip.as_deref().is_some_and(|ip| !ip.is_empty())
-        || status.pod_ips.as_ref().is_some_and(|ips| !ips.is_empty());
-    !terminal && has_ip
-}
-
-/// Whether the pod's Ready condition is True.
-pub fn is_ready(pod: &Pod) -> bool {
-    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
-    conditions
-        .into_iter()
-        .flatten()
-        .any(|c| c.type_ == "Ready" && c.status == "True")
-}
 
 /// The address types (`IPv4`, `IPv6`) the Service's families ask for.
 pub fn address_types(service: &Service) -> Vec<&'static str> {
@@ -113,13 +93,7 @@ pub fn pod_endpoint(
             serving: Some(serving),
             terminating: Some(terminating),
         }),
-        target_ref: Some(ObjectReference {
-            kind: Some("Pod".into()),
-            namespace: pod.namespace(),
-            name: Some(pod.name_any()),
-            uid: pod.uid(),
-            ..Default::default()
-        }),
+        target_ref: Some(pod_reference(pod)),
         node_name: node,
         zone: zone.filter(|z| !z.is_empty()),
         hostname,
@@ -147,35 +121,6 @@ pub fn endpoint_ports(service: &Service, pod: &Pod) -> Vec<EndpointPort> {
             })
         })
         .collect()
-}
-
-/// The container port a Service port targets on this pod.
-pub fn find_port(pod: &Pod, port: &ServicePort) -> Option<i32> {
-    let protocol = port.protocol.as_deref().unwrap_or("TCP");
-    match port
-        .target_port
-        .clone()
-        .unwrap_or(IntOrString::Int(port.port))
-    {
-        IntOrString::Int(n) => Some(n),
-        IntOrString::String(name) => {
-            let spec = pod.spec.as_ref()?;
-            let sidecars = spec
-                .init_containers
-                .iter()
-                .flatten()
-                .filter(|c| c.restart_policy.as_deref() == Some("Always"));
-            spec.containers
-                .iter()
-                .chain(sidecars)
-                .flat_map(|c| c.ports.iter().flatten())
-                .find(|p| {
-                    p.name.as_deref() == Some(name.as_str())
-                        && p.protocol.as_deref().unwrap_or("TCP") == protocol
-                })
-                .map(|p| p.container_port)
-        }
-    }
 }
 
 /// A port set as a key: the ports sorted, so the same set is one key however ordered.

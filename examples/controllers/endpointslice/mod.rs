@@ -31,12 +31,12 @@ use kube_reconcile::{
     events::EventType,
     informer::{Change, InformerFactory, Scope},
     reconcile::{Action, OnError, Reconcile, Request},
+    service_endpoints::{self, LAST_CHANGE_TRIGGER_TIME, TriggerTimes, has_endpoint, selects},
     store::Store,
 };
 
 pub mod endpoints;
 pub mod packing;
-mod trigger;
 
 use endpoints::{MANAGED_BY_LABEL, SERVICE_NAME_LABEL, ZONE_LABEL};
 use packing::{Desired, Packer, Plan};
@@ -48,14 +48,9 @@ pub const NAME: &str = "endpointslice-controller";
 pub const MANAGED_BY: &str = "endpointslice-controller.kube-reconcile.dev";
 /// The default and the reference's flag `--max-endpoints-per-slice`.
 pub const MAX_ENDPOINTS_PER_SLICE: usize = 100;
-/// Annotation: when the last change that moved these endpoints happened.
-pub const LAST_CHANGE_TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
 /// Event reason: writing slices failed.
 pub const FAILED_TO_UPDATE_ENDPOINT_SLICES: &str = "FailedToUpdateEndpointSlices";
 
-/// Services by `namespace/key=value` of each selector term, so a pod finds the Services
-/// that may select it without scanning them all.
-const SELECTOR_TERM_INDEX: &str = "selector-term";
 /// Our slices by `namespace/service-name`.
 const SERVICE_SLICES_INDEX: &str = "service-slices";
 
@@ -84,7 +79,7 @@ pub struct EndpointSliceController {
     max_per_slice: usize,
     /// Slices this controller deleted, by Service, until the cache stops showing them.
     deleted: Mutex<HashMap<ObjectKey, HashSet<String>>>,
-    trigger_times: trigger::TriggerTimes,
+    trigger_times: TriggerTimes,
 }
 
 /// Builds the controller for the Services, pods and slices in `scope` (Nodes are read
@@ -99,10 +94,10 @@ pub fn controller(
 ) -> Controller<Service, EndpointSliceController> {
     let builder = Controller::<Service>::builder(NAME, factory, scope);
     let services = builder.store::<Service>().expect("the primary type");
-    services.add_index(SELECTOR_TERM_INDEX, selector_terms);
+    service_endpoints::index_by_selector(&services);
     let on_pod = {
         let services = services.clone();
-        move |change: &Change<Pod>| pod_event(&services, change)
+        move |change: &Change<Pod>| service_endpoints::services_for_pod(&services, change)
     };
     let builder = builder
         .watches::<Pod>(scope, on_pod)
@@ -132,50 +127,8 @@ pub fn controller(
             slices,
             max_per_slice,
             deleted: Mutex::default(),
-            trigger_times: trigger::TriggerTimes::default(),
+            trigger_times: TriggerTimes::default(),
         })
-}
-
-fn selector_terms(service: &Service) -> Vec<String> {
-    let namespace = service.namespace().unwrap_or_default();
-    let selector = service.spec.as_ref().and_then(|s| s.selector.as_ref());
-    selector
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| format!("{namespace}/{k}={v}"))
-        .collect()
-}
-
-/// The Services whose selector matches the pod's labels (old or new).
-fn pod_event(services: &Store<Service>, change: &Change<Pod>) -> Vec<ObjectKey> {
-    let mut keys = Vec::new();
-    for pod in kube_reconcile::controller::handler::states(change) {
-        let namespace = pod.namespace().unwrap_or_default();
-        for (k, v) in pod.labels() {
-            let term = format!("{namespace}/{k}={v}");
-            for service in services
-                .by_index(SELECTOR_TERM_INDEX, &term)
-                .unwrap_or_default()
-            {
-                if selects(&service, pod) {
-                    keys.push(ObjectKey::of(&*service));
-                }
-            }
-        }
-    }
-    keys.sort();
-    keys.dedup();
-    keys
-}
-
-fn selects(service: &Service, pod: &Pod) -> bool {
-    let selector = service.spec.as_ref().and_then(|s| s.selector.as_ref());
-    match selector {
-        Some(terms) if !terms.is_empty() => {
-            terms.iter().all(|(k, v)| pod.labels().get(k) == Some(v))
-        }
-        _ => false,
-    }
 }
 
 /// A change to one of our slices: its Service resyncs (someone may have edited it).
@@ -222,7 +175,7 @@ impl Reconcile<Service> for EndpointSliceController {
             .compute(&key, &service, selected.iter().map(|p| &**p));
         let pods: Vec<Arc<Pod>> = selected
             .into_iter()
-            .filter(|p| endpoints::has_endpoint(p))
+            .filter(|p| has_endpoint(p, true))
             .collect();
         let packer = Packer {
             service: &service,

@@ -1,19 +1,15 @@
 //! `endpoints.kubernetes.io/last-change-trigger-time`: when the oldest change not yet
 //! reflected in a Service's endpoints happened, as kube-controller-manager tracks it.
-//! A pod's change time is its Ready condition's last transition; the Service's is its
-//! creation. The first sync of a Service reports its creation; a later sync reports
-//! the earliest change seen since the previous sync, or nothing (then the annotation
-//! is removed).
 
 use std::{collections::HashMap, sync::Mutex};
 
+use crate::ObjectKey;
 use k8s_openapi::{
     api::core::v1::{Pod, Service},
     apimachinery::pkg::apis::meta::v1::Time,
     jiff::Timestamp,
 };
 use kube::ResourceExt;
-use kube_reconcile::ObjectKey;
 
 /// What the last sync of one Service saw.
 #[derive(Default)]
@@ -22,7 +18,31 @@ struct Seen {
     pods: HashMap<String, Timestamp>,
 }
 
-/// Per-Service change times seen by the last sync.
+/// Per-Service change times seen by the last sync, for the
+/// [`LAST_CHANGE_TRIGGER_TIME`](super::LAST_CHANGE_TRIGGER_TIME) annotation.
+///
+/// A pod's change time is its Ready condition's last transition; the Service's is its
+/// creation. The first sync of a Service reports its creation; a later sync reports the
+/// earliest change seen since the previous sync, or `None` (then the annotation is
+/// removed, as kube-controller-manager does). Call [`forget`](Self::forget) when the
+/// Service is gone.
+///
+/// ```
+/// use k8s_openapi::api::core::v1::{Pod, Service};
+/// use kube_reconcile::{ObjectKey, service_endpoints::TriggerTimes};
+///
+/// let service: Service = serde_json::from_value(serde_json::json!({
+///     "metadata": {"name": "web", "creationTimestamp": "2026-11-30T08:00:00Z"}})).unwrap();
+/// let ready_at = |t: &str| -> Pod { serde_json::from_value(serde_json::json!({
+///     "metadata": {"name": "p"},
+///     "status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": t}]}})).unwrap() };
+/// let (times, key) = (TriggerTimes::default(), ObjectKey::new(Some("default"), "web"));
+/// let first = times.compute(&key, &service, [&ready_at("2026-11-30T08:01:00Z")]);
+/// assert_eq!(first.unwrap().0.to_string(), "2026-11-30T08:00:00Z"); // first sync: creation
+/// assert!(times.compute(&key, &service, [&ready_at("2026-11-30T08:01:00Z")]).is_none());
+/// let flipped = times.compute(&key, &service, [&ready_at("2026-11-30T08:02:00Z")]);
+/// assert_eq!(flipped.unwrap().0.to_string(), "2026-11-30T08:02:00Z");
+/// ```
 #[derive(Default)]
 pub struct TriggerTimes {
     seen: Mutex<HashMap<ObjectKey, Seen>>,

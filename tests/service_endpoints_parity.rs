@@ -1,7 +1,7 @@
-//! EndpointSlice parity: every scenario runs against kube-controller-manager's
-//! endpointslice-controller and against kube-reconcile's example controller, and the
-//! endpoints a consumer reads must be equal (see tests/differential/endpoints.rs for
-//! what is compared). Pods live on the hand-driven Node, which gives them IPs and
+//! Service endpoints parity: every scenario runs against kube-controller-manager's
+//! endpointslice-controller and endpoints-controller and against kube-reconcile's two
+//! example controllers, and the EndpointSlices and Endpoints a consumer reads must be
+//! equal (see tests/differential/endpoints.rs for what is compared). Pods live on the hand-driven Node, which gives them IPs and
 //! readiness when a step says so.
 
 #[path = "../examples/controllers/mod.rs"]
@@ -9,7 +9,7 @@ mod controllers;
 mod differential;
 mod support;
 
-use differential::{Env, merge, run_endpoint_slice};
+use differential::{Env, merge, run_service_endpoints};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube_reconcile::testing::{MANUAL_NODE_NAME, PodState};
@@ -61,7 +61,7 @@ impl Env {
 
 #[tokio::test]
 async fn ready_and_not_ready_pods_and_pods_without_ip() {
-    run_endpoint_slice("basic", |env: Env| async move {
+    run_service_endpoints("basic", |env: Env| async move {
         env.running_pod("ready", true, json!({})).await;
         env.running_pod("not-ready", false, json!({})).await;
         env.create_pod(manual_pod("no-ip", json!({}))).await;
@@ -76,7 +76,7 @@ async fn ready_and_not_ready_pods_and_pods_without_ip() {
 
 #[tokio::test]
 async fn a_terminating_pod_is_serving_but_not_ready() {
-    run_endpoint_slice("terminating", |env: Env| async move {
+    run_service_endpoints("terminating", |env: Env| async move {
         let slow = json!({"spec": {"terminationGracePeriodSeconds": 30}});
         env.running_pod("stopping", true, slow).await;
         env.running_pod("staying", true, json!({})).await;
@@ -93,7 +93,7 @@ async fn a_terminating_pod_is_serving_but_not_ready() {
 
 #[tokio::test]
 async fn labels_and_the_headless_label_propagate() {
-    run_endpoint_slice("labels", |env: Env| async move {
+    run_service_endpoints("labels", |env: Env| async move {
         env.running_pod(
             "a",
             true,
@@ -115,7 +115,7 @@ async fn labels_and_the_headless_label_propagate() {
 
 #[tokio::test]
 async fn named_ports_resolve_per_pod() {
-    run_endpoint_slice("named-ports", |env: Env| async move {
+    run_service_endpoints("named-ports", |env: Env| async move {
         let other_port = json!({"spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10",
             "ports": [{"name": "web", "containerPort": 9090}]}]}});
         let no_port = json!({"spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]}});
@@ -131,7 +131,7 @@ async fn named_ports_resolve_per_pod() {
 
 #[tokio::test]
 async fn publish_not_ready_addresses_makes_every_pod_ready() {
-    run_endpoint_slice("publish", |env: Env| async move {
+    run_service_endpoints("publish", |env: Env| async move {
         env.running_pod("ready", true, json!({})).await;
         env.running_pod("not-ready", false, json!({})).await;
         env.create_service(service(
@@ -146,7 +146,7 @@ async fn publish_not_ready_addresses_makes_every_pod_ready() {
 
 #[tokio::test]
 async fn many_pods_split_across_slices_and_repack_when_scaled_down() {
-    run_endpoint_slice("many", |env: Env| async move {
+    run_service_endpoints("many", |env: Env| async move {
         for i in 0..250 {
             env.running_pod(&format!("pod-{i:03}"), true, json!({}))
                 .await;
@@ -170,7 +170,7 @@ async fn many_pods_split_across_slices_and_repack_when_scaled_down() {
 
 #[tokio::test]
 async fn a_changed_selector_and_a_deleted_service() {
-    run_endpoint_slice("selector", |env: Env| async move {
+    run_service_endpoints("selector", |env: Env| async move {
         env.running_pod("web", true, json!({})).await;
         env.running_pod("api", true, json!({"metadata": {"labels": {"app": "api"}}}))
             .await;
@@ -190,4 +190,36 @@ async fn a_changed_selector_and_a_deleted_service() {
         env
     })
     .await;
+}
+
+#[tokio::test]
+async fn more_than_a_thousand_addresses_are_truncated_in_endpoints() {
+    let snapshot = run_service_endpoints("over-capacity", |env: Env| async move {
+        use futures::{StreamExt, stream};
+        let pods = 1005;
+        stream::iter(0..pods)
+            .for_each_concurrent(8, |i| {
+                let env = &env;
+                async move {
+                    let name = format!("pod-{i:04}");
+                    env.create_pod(manual_pod(&name, json!({}))).await;
+                    // Addresses follow the pod's index, so both sides pair them alike.
+                    let ip = format!("10.251.{}.{}", i / 250, i % 250 + 1);
+                    env.drive(&name, PodState::ready(ip)).await;
+                }
+            })
+            .await;
+        env.create_service(service("web", json!({}))).await;
+        env
+    })
+    .await;
+    let endpoints = &snapshot["endpoints"]["web"];
+    assert_eq!(endpoints["overCapacity"], "truncated", "{endpoints}");
+    let kept: usize = endpoints["subsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["addresses"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(kept, 1000);
 }
