@@ -114,6 +114,21 @@ pub enum Error {
         /// The taken name.
         name: String,
     },
+    /// A scale-down step computed a larger size (from a ReplicaSet status that reports
+    /// more available replicas than it wants); refused, as kube-controller-manager does.
+    #[error(
+        "deployment {key}: refusing to scale down replica set {replica_set} from {from} to {to}"
+    )]
+    InvalidScaleDown {
+        /// The Deployment.
+        key: ObjectKey,
+        /// The ReplicaSet.
+        replica_set: String,
+        /// Its size.
+        from: i32,
+        /// The larger size computed.
+        to: i32,
+    },
     /// `maxSurge` or `maxUnavailable` does not parse (the API server refuses such
     /// Deployments; this guards objects that slipped past it).
     #[error("deployment {key}: {source}")]

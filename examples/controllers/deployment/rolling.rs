@@ -112,6 +112,16 @@ impl Sync<'_> {
                 continue;
             }
             let count = (max_cleanup - total).min(size(rs) - available(rs));
+            if count < 0 {
+                // A status showing more available than wanted (a scale-down its
+                // ReplicaSet has not caught up with): never "clean up" upwards.
+                return Err(Error::InvalidScaleDown {
+                    key: self.key.clone(),
+                    replica_set: kube::ResourceExt::name_any(rs),
+                    from: size(rs),
+                    to: size(rs) - count,
+                });
+            }
             let (_, updated) = self
                 .scale_replica_set(d, rs, size(rs) - count, false, list)
                 .await?;
