@@ -1,8 +1,9 @@
 //! The kube-reconcile demo: a real local control plane with fake Nodes, kube-reconcile's
-//! ReplicaSet and Deployment controllers running on it, a ReplicaSet scaled up and down,
-//! then a Deployment rolled out to a new image and rolled back, with live progress in
-//! the words of `kubectl rollout status`. Then it keeps running for `kubectl` until
-//! Ctrl-C.
+//! ReplicaSet, Deployment, EndpointSlice and Endpoints controllers running on it, a
+//! ReplicaSet scaled up and down, then a Deployment rolled out to a new image and rolled
+//! back, with live progress in the words of `kubectl rollout status`, then a Service
+//! over its pods whose endpoints follow the pods live (one on a hand-driven Node turns
+//! NotReady). Then it keeps running for `kubectl` until Ctrl-C.
 //!
 //! ```text
 //! cargo run --example demo                 # the embedded control plane, 3 fake Nodes
@@ -13,7 +14,11 @@ mod controllers;
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::{
+    apps::v1::{Deployment, ReplicaSet},
+    core::v1::{Pod, Service},
+    discovery::v1::EndpointSlice,
+};
 use kube::{
     Api,
     api::{Patch, PatchParams, PostParams},
@@ -21,7 +26,7 @@ use kube::{
 use kube_reconcile::{
     controller::shutdown_signal,
     informer::{InformerFactory, Scope},
-    testing::{ControlPlane, KUBERNETES_VERSION},
+    testing::{ControlPlane, KUBERNETES_VERSION, MANUAL_NODE_NAME, PodState, set_pod_state},
 };
 
 #[tokio::main]
@@ -35,7 +40,11 @@ async fn main() -> anyhow::Result<()> {
 
     println!("Starting a local control plane ({KUBERNETES_VERSION}) with {nodes} fake Nodes...");
     let started = Instant::now();
-    let control_plane = ControlPlane::builder().fake_nodes(nodes).start().await?;
+    let control_plane = ControlPlane::builder()
+        .fake_nodes(nodes)
+        .manual_node()
+        .start()
+        .await?;
     let client = control_plane.client().await?;
     let version = client.apiserver_version().await?;
     println!(
@@ -53,10 +62,19 @@ async fn main() -> anyhow::Result<()> {
     let running = [
         controllers::replicaset::controller(client.clone(), &factory, &Scope::all(), 5).start(),
         controllers::deployment::controller(client.clone(), &factory, &Scope::all(), 5).start(),
+        controllers::endpointslice::controller(
+            client.clone(),
+            &factory,
+            &Scope::all(),
+            5,
+            controllers::endpointslice::MAX_ENDPOINTS_PER_SLICE,
+        )
+        .start(),
+        controllers::endpoints::controller(client.clone(), &factory, &Scope::all(), 5).start(),
     ];
     println!(
-        "Running kube-reconcile's ReplicaSet and Deployment controllers \
-         (kube-controller-manager is not started)."
+        "Running kube-reconcile's ReplicaSet, Deployment, EndpointSlice and Endpoints \
+         controllers (kube-controller-manager is not started)."
     );
 
     let replica_sets = Api::<ReplicaSet>::namespaced(client.clone(), "default");
@@ -104,9 +122,10 @@ async fn main() -> anyhow::Result<()> {
         }
         rollout_status(&deployments, "web").await?;
     }
+    service_endpoints_part(&client, &deployments).await?;
     println!(
-        "\nTry: kubectl get deploy,rs,pods -o wide; kubectl rollout history deploy/web; \
-         kubectl set image deploy/web app=registry.k8s.io/pause:3.8"
+        "\nTry: kubectl get deploy,rs,pods,endpointslices -o wide; kubectl rollout history \
+         deploy/web; kubectl set image deploy/web app=registry.k8s.io/pause:3.8"
     );
     println!("Press Ctrl-C to stop.");
 
@@ -146,6 +165,81 @@ async fn follow(api: &Api<ReplicaSet>, replicas: i32) -> anyhow::Result<()> {
         anyhow::ensure!(
             started.elapsed() < Duration::from_secs(60),
             "the ReplicaSet did not settle"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A Service over the Deployment's pods: its endpoints follow a scale-down, a pod on the
+/// hand-driven Node turning Ready, then NotReady.
+async fn service_endpoints_part(
+    client: &kube::Client,
+    deployments: &Api<Deployment>,
+) -> anyhow::Result<()> {
+    let services = Api::<Service>::namespaced(client.clone(), "default");
+    let slices = Api::<EndpointSlice>::namespaced(client.clone(), "default");
+    let pods = Api::<Pod>::namespaced(client.clone(), "default");
+    println!("\nCreating Service default/web over the Deployment's pods:");
+    let service: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
+    }))?;
+    services.create(&PostParams::default(), &service).await?;
+    follow_endpoints(&slices, (5, 0)).await?;
+    println!("\nScaling Deployment default/web to 3:");
+    let three = serde_json::json!({"spec": {"replicas": 3}});
+    deployments
+        .patch("web", &PatchParams::default(), &Patch::Merge(&three))
+        .await?;
+    follow_endpoints(&slices, (3, 0)).await?;
+    println!("\nA pod of the Service on the hand-driven Node turns Ready, then NotReady:");
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "hand-driven", "labels": {"app": "web"}},
+        "spec": {"nodeName": MANUAL_NODE_NAME, "terminationGracePeriodSeconds": 0,
+                 "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]},
+    }))?;
+    pods.create(&PostParams::default(), &pod).await?;
+    set_pod_state(&pods, "hand-driven", &PodState::ready("10.250.0.10")).await?;
+    follow_endpoints(&slices, (4, 0)).await?;
+    set_pod_state(&pods, "hand-driven", &PodState::not_ready("10.250.0.10")).await?;
+    follow_endpoints(&slices, (3, 1)).await?;
+    Ok(())
+}
+
+/// Prints the Service's endpoints (ready, not ready) each time they change until they
+/// reach `wanted`.
+async fn follow_endpoints(
+    slices: &Api<EndpointSlice>,
+    wanted: (usize, usize),
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut last = None;
+    loop {
+        let listed = slices
+            .list(&kube::api::ListParams::default().labels("kubernetes.io/service-name=web"))
+            .await?;
+        let endpoints = listed
+            .items
+            .iter()
+            .flat_map(|s| s.endpoints.iter().flatten());
+        let (mut ready, mut not_ready) = (0, 0);
+        for endpoint in endpoints {
+            let is_ready = endpoint.conditions.as_ref().and_then(|c| c.ready) == Some(true);
+            if is_ready { ready += 1 } else { not_ready += 1 }
+        }
+        if last != Some((ready, not_ready)) {
+            println!(
+                "  endpoints of Service default/web: {ready} ready, {not_ready} not ready   (+{:.1?})",
+                started.elapsed()
+            );
+            last = Some((ready, not_ready));
+        }
+        if (ready, not_ready) == wanted {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "the endpoints did not follow"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -9,7 +9,7 @@ mod controllers;
 mod differential;
 mod support;
 
-use differential::{Env, merge, run_service_endpoints};
+use differential::{Env, OTHER_MANUAL_NODE, merge, run_service_endpoints};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube_reconcile::testing::{MANUAL_NODE_NAME, PodState};
@@ -222,4 +222,29 @@ async fn more_than_a_thousand_addresses_are_truncated_in_endpoints() {
         .map(|s| s["addresses"].as_array().unwrap().len())
         .sum();
     assert_eq!(kept, 1000);
+}
+
+#[tokio::test]
+async fn the_zone_comes_from_the_node() {
+    let snapshot = run_service_endpoints("zone", |env: Env| async move {
+        env.create_other_manual_node().await;
+        let zone = json!({"metadata": {"labels": {"topology.kubernetes.io/zone": "zone-b"}}});
+        kube::Api::<k8s_openapi::api::core::v1::Node>::all(env.client.clone())
+            .patch(
+                OTHER_MANUAL_NODE,
+                &PatchParams::default(),
+                &Patch::Merge(&zone),
+            )
+            .await
+            .unwrap();
+        let elsewhere = json!({"spec": {"nodeName": OTHER_MANUAL_NODE}});
+        env.running_pod("in-zone-b", true, elsewhere).await;
+        env.running_pod("no-zone", true, json!({})).await;
+        env.let_caches_catch_up().await;
+        env.create_service(service("web", json!({}))).await;
+        env
+    })
+    .await;
+    let text = snapshot["endpointSlices"].to_string();
+    assert!(text.contains("\"zone\":\"zone-b\""), "{text}");
 }
