@@ -34,13 +34,12 @@ mod common;
 
 use common::head_to_head::{
     cpu_seconds, median, our_controller_manager, peak_rss_mib, pod_count, request_counts,
-    requests_between,
+    requests_between, spawn_ours,
 };
 
 use std::{
     collections::BTreeMap,
     path::Path,
-    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -133,19 +132,15 @@ async fn run_once(side: Side, limits: Option<(u32, u32)>, ours: &Path) -> anyhow
     let pid = match side {
         Side::KubeControllerManager => cp.pid("kube-controller-manager").expect("started"),
         Side::KubeReconcile => {
-            let (qps, burst) = limits.unwrap_or((0, 0));
-            let child = Command::new(ours)
-                .arg(format!("--kubeconfig={}", cp.kubeconfig_path().display()))
-                .args([
+            let child = spawn_ours(
+                ours,
+                &cp,
+                &[
                     "--controllers=replicaset",
                     "--concurrent-replicaset-syncs=5",
-                ])
-                .arg(format!("--kube-api-qps={qps}"))
-                .arg(format!("--kube-api-burst={burst}"))
-                .env("RUST_LOG", "error")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?;
+                ],
+                limits,
+            )?;
             let pid = child.id();
             ours_process = Some(child);
             pid

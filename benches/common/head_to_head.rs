@@ -125,3 +125,24 @@ pub fn our_controller_manager() -> anyhow::Result<std::path::PathBuf> {
     );
     Ok(ours)
 }
+
+/// Starts our `controller-manager` (at `ours`) against the control plane with the
+/// controller flags `args` and the client limits (`None`: no client-side limit), its
+/// output discarded. The caller kills it.
+pub fn spawn_ours(
+    ours: &std::path::Path,
+    cp: &kube_reconcile::testing::ControlPlane,
+    args: &[&str],
+    limits: Option<(u32, u32)>,
+) -> std::io::Result<std::process::Child> {
+    let (qps, burst) = limits.unwrap_or((0, 0));
+    std::process::Command::new(ours)
+        .arg(format!("--kubeconfig={}", cp.kubeconfig_path().display()))
+        .args(args)
+        .arg(format!("--kube-api-qps={qps}"))
+        .arg(format!("--kube-api-burst={burst}"))
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+}
