@@ -36,8 +36,8 @@ use std::{
 };
 
 use common::head_to_head::{
-    cpu_seconds, median, our_controller_manager, peak_rss_mib, request_counts, requests_between,
-    spawn_ours,
+    CONFIGURATIONS, Results, Side, alternating_runs, cpu_seconds, our_controller_manager,
+    peak_rss_mib, request_counts, requests_between, spawn_ours,
 };
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -51,15 +51,6 @@ use serde_json::json;
 const DEPLOYMENTS: usize = 20;
 const REPLICAS: i32 = 50;
 const PODS: usize = DEPLOYMENTS * REPLICAS as usize;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Side {
-    KubeControllerManager,
-    KubeReconcile,
-}
-
-/// Reads one figure of a run.
-type Metric = fn(&Measured) -> f64;
 
 #[derive(Debug, Clone, Copy)]
 struct Measured {
@@ -252,47 +243,20 @@ async fn run_once(side: Side, limits: Option<(u32, u32)>, ours: &Path) -> anyhow
 async fn main() -> anyhow::Result<()> {
     let runs = common::count_arg(3);
     let ours = our_controller_manager()?;
-    for (label, limits) in [
-        ("QPS 100 / burst 100", Some((100, 100))),
-        ("no client-side limit", None),
-    ] {
-        let mut results: BTreeMap<Side, Vec<Measured>> = BTreeMap::new();
-        for run in 0..runs {
-            let order = if run % 2 == 0 {
-                [Side::KubeReconcile, Side::KubeControllerManager]
-            } else {
-                [Side::KubeControllerManager, Side::KubeReconcile]
-            };
-            for side in order {
-                let measured = run_once(side, limits, &ours).await?;
-                eprintln!("{label}, run {}: {side:?} {measured:?}", run + 1);
-                results.entry(side).or_default().push(measured);
-            }
-        }
-        let summary = |side: Side, f: Metric| median(results[&side].iter().map(f).collect());
-        println!(
-            "\n{label} ({runs} runs, medians; rolling update of {DEPLOYMENTS} x {REPLICAS} replicas)"
+    for (label, limits) in CONFIGURATIONS {
+        let results: Results<Measured> =
+            alternating_runs(runs, label, |side| run_once(side, limits, &ours)).await?;
+        results.print_table(
+            &format!(
+                "{label} ({runs} runs, medians; rolling update of {DEPLOYMENTS} x {REPLICAS} replicas)"
+            ),
+            &[
+                ("rollout time (s)", |m| m.rollout),
+                ("controller CPU (s)", |m| m.cpu),
+                ("controller peak RSS (MiB)", |m| m.peak_rss_mib),
+                ("API requests per pod", |m| m.requests_per_pod),
+            ],
         );
-        println!(
-            "{:<26} {:>14} {:>14} {:>7}",
-            "", "kube-ctrl-mgr", "kube-reconcile", "ratio"
-        );
-        let metrics: [(&str, Metric); 4] = [
-            ("rollout time (s)", |m| m.rollout),
-            ("controller CPU (s)", |m| m.cpu),
-            ("controller peak RSS (MiB)", |m| m.peak_rss_mib),
-            ("API requests per pod", |m| m.requests_per_pod),
-        ];
-        for (name, f) in metrics {
-            let (theirs, ours) = (
-                summary(Side::KubeControllerManager, f),
-                summary(Side::KubeReconcile, f),
-            );
-            println!(
-                "{name:<26} {theirs:>14.2} {ours:>14.2} {:>6.2}x",
-                ours / theirs
-            );
-        }
     }
     Ok(())
 }

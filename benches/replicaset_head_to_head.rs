@@ -33,8 +33,8 @@
 mod common;
 
 use common::head_to_head::{
-    cpu_seconds, median, our_controller_manager, peak_rss_mib, pod_count, request_counts,
-    requests_between, spawn_ours,
+    CONFIGURATIONS, Metric, Results, Side, alternating_runs, cpu_seconds, median,
+    our_controller_manager, peak_rss_mib, pod_count, request_counts, requests_between, spawn_ours,
 };
 
 use std::{
@@ -55,15 +55,6 @@ use serde_json::json;
 const REPLICA_SETS: usize = 100;
 const REPLICAS: i32 = 20;
 const PODS: usize = REPLICA_SETS * REPLICAS as usize;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Side {
-    KubeControllerManager,
-    KubeReconcile,
-}
-
-/// Reads one figure of a run.
-type Metric = fn(&Measured) -> f64;
 
 #[derive(Debug, Clone, Copy)]
 struct Measured {
@@ -239,56 +230,27 @@ async fn plain_client_rate() -> anyhow::Result<f64> {
 async fn main() -> anyhow::Result<()> {
     let runs = common::count_arg(3);
     let ours = our_controller_manager()?;
-    for (label, limits) in [
-        ("QPS 100 / burst 100", Some((100, 100))),
-        ("no client-side limit", None),
-    ] {
-        let mut results: BTreeMap<Side, Vec<Measured>> = BTreeMap::new();
-        for run in 0..runs {
-            // Alternate which side goes first, so drift in machine load hits both.
-            let order = if run % 2 == 0 {
-                [Side::KubeReconcile, Side::KubeControllerManager]
-            } else {
-                [Side::KubeControllerManager, Side::KubeReconcile]
-            };
-            for side in order {
-                let measured = run_once(side, limits, &ours).await?;
-                eprintln!("{label}, run {}: {side:?} {measured:?}", run + 1);
-                results.entry(side).or_default().push(measured);
-            }
-        }
-        let summary =
-            |side: Side, f: fn(&Measured) -> f64| median(results[&side].iter().map(f).collect());
-        println!("\n{label} ({runs} runs, medians)");
-        println!(
-            "{:<26} {:>14} {:>14} {:>7}",
-            "", "kube-ctrl-mgr", "kube-reconcile", "ratio"
+    for (label, limits) in CONFIGURATIONS {
+        let results: Results<Measured> =
+            alternating_runs(runs, label, |side| run_once(side, limits, &ours)).await?;
+        results.print_table(
+            &format!("{label} ({runs} runs, medians)"),
+            &[
+                ("all pods created (s)", |m| m.created),
+                ("converge time (s)", |m| m.converge),
+                ("controller CPU (s)", |m| m.cpu),
+                ("controller peak RSS (MiB)", |m| m.peak_rss_mib),
+                ("API requests per pod", |m| m.requests_per_pod),
+                ("control-plane cores busy", |m| m.control_plane_cores),
+            ],
         );
-        let metrics: [(&str, Metric); 6] = [
-            ("all pods created (s)", |m| m.created),
-            ("converge time (s)", |m| m.converge),
-            ("controller CPU (s)", |m| m.cpu),
-            ("controller peak RSS (MiB)", |m| m.peak_rss_mib),
-            ("API requests per pod", |m| m.requests_per_pod),
-            ("control-plane cores busy", |m| m.control_plane_cores),
-        ];
-        for (name, f) in metrics {
-            let (theirs, ours) = (
-                summary(Side::KubeControllerManager, f),
-                summary(Side::KubeReconcile, f),
-            );
-            println!(
-                "{name:<26} {theirs:>14.2} {ours:>14.2} {:>6.2}x",
-                ours / theirs
-            );
-        }
-        let rate = |side, f: Metric| PODS as f64 / summary(side, f);
+        let rate = |side, f: Metric<Measured>| PODS as f64 / results.median(side, f);
         for (name, f) in [
-            ("pods created / s", (|m| m.created) as Metric),
+            ("pods created / s", (|m| m.created) as Metric<Measured>),
             ("pods made available / s", |m| m.converge),
         ] {
             println!(
-                "{name:<26} {:>14.0} {:>14.0}",
+                "{name:<30} {:>14.0} {:>14.0}",
                 rate(Side::KubeControllerManager, f),
                 rate(Side::KubeReconcile, f)
             );

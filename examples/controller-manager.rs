@@ -12,7 +12,7 @@
 mod cluster;
 mod controllers;
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use anyhow::bail;
 use clap::{ArgAction, Parser};
@@ -48,6 +48,13 @@ struct Args {
     /// Endpoints per EndpointSlice at most.
     #[arg(long, default_value_t = controllers::endpointslice::MAX_ENDPOINTS_PER_SLICE)]
     max_endpoints_per_slice: usize,
+    /// Delay before a pod change resyncs its Services' EndpointSlices, so that changes
+    /// arriving together end in one write (Go duration, e.g. `500ms`, `1s`).
+    #[arg(long, default_value = "0s", value_parser = go_duration)]
+    endpointslice_updates_batch_period: Duration,
+    /// The same for the Endpoints controller.
+    #[arg(long, default_value = "0s", value_parser = go_duration)]
+    endpoint_updates_batch_period: Duration,
     /// Workers of the ReplicaSet controller.
     #[arg(long, default_value_t = 5)]
     concurrent_replicaset_syncs: usize,
@@ -115,6 +122,7 @@ async fn main() -> anyhow::Result<()> {
                     &factory,
                     &Scope::all(),
                     args.concurrent_service_endpoint_syncs,
+                    args.endpoint_updates_batch_period,
                 );
                 running.push(controller.start());
             }
@@ -125,6 +133,7 @@ async fn main() -> anyhow::Result<()> {
                     &Scope::all(),
                     args.concurrent_service_endpoint_syncs,
                     args.max_endpoints_per_slice,
+                    args.endpointslice_updates_batch_period,
                 );
                 running.push(controller.start());
             }
@@ -163,4 +172,43 @@ fn enabled_controllers(requested: &[String]) -> anyhow::Result<Vec<&'static str>
     enabled.sort();
     enabled.dedup();
     Ok(enabled)
+}
+
+/// Parses a duration as Go's `time.ParseDuration` writes them: decimal numbers with a
+/// unit each (`ns`, `us`, `ms`, `s`, `m`, `h`), e.g. `1.5s` or `1m30s`.
+fn go_duration(text: &str) -> Result<Duration, String> {
+    const UNITS: &[(&str, f64)] = &[
+        ("ns", 1e-9),
+        ("us", 1e-6),
+        ("µs", 1e-6),
+        ("ms", 1e-3),
+        ("s", 1.0),
+        ("m", 60.0),
+        ("h", 3600.0),
+    ];
+    let invalid = || format!("invalid duration {text:?} (e.g. 500ms, 1s, 1m30s)");
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut rest = text;
+    let mut seconds = 0.0;
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(invalid)?;
+        let number: f64 = rest[..number_end].parse().map_err(|_| invalid())?;
+        rest = &rest[number_end..];
+        // Longest unit first, so "ms" is not read as "m".
+        let (unit, scale) = UNITS
+            .iter()
+            .filter(|(unit, _)| rest.starts_with(unit))
+            .max_by_key(|(unit, _)| unit.len())
+            .ok_or_else(invalid)?;
+        seconds += number * scale;
+        rest = &rest[unit.len()..];
+    }
+    if text.is_empty() {
+        return Err(invalid());
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }

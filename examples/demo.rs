@@ -68,9 +68,17 @@ async fn main() -> anyhow::Result<()> {
             &Scope::all(),
             5,
             controllers::endpointslice::MAX_ENDPOINTS_PER_SLICE,
+            Duration::ZERO,
         )
         .start(),
-        controllers::endpoints::controller(client.clone(), &factory, &Scope::all(), 5).start(),
+        controllers::endpoints::controller(
+            client.clone(),
+            &factory,
+            &Scope::all(),
+            5,
+            Duration::ZERO,
+        )
+        .start(),
     ];
     println!(
         "Running kube-reconcile's ReplicaSet, Deployment, EndpointSlice and Endpoints \

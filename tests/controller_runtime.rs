@@ -1,6 +1,7 @@
 //! Controllers on the real API server: shared watches that stop with their last
 //! controller, owned objects and source filters, per-key exclusivity under many
-//! workers, panics, error policies, metrics, cancellation and graceful shutdown.
+//! workers, panics, error policies, metrics, cancellation and graceful shutdown,
+//! batched sources, and reading the controller's own writes.
 
 mod support;
 
@@ -563,6 +564,145 @@ async fn filters_on_an_owned_source_drop_changes_before_the_queue() {
     })
     .await;
     controller.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_delayed_source_batches_changes_into_one_reconcile() {
+    let (client, ns) = setup("batched").await;
+    let parent = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &support::config_map("parent", "v"))
+        .await
+        .unwrap();
+    let recording = Recording::default();
+    let scope = Scope::all().namespace(&ns);
+    let delay = Duration::from_secs(3);
+    let controller =
+        Controller::<ConfigMap>::builder("batched", &InformerFactory::new(client.clone()), &scope)
+            .owns::<Secret>(Source::new(&scope).delay(delay))
+            .build(recording.clone())
+            .start();
+    support::eventually("the initial reconcile", || recording.count("parent") == 1).await;
+    let secrets = Api::<Secret>::namespaced(client, &ns);
+    let first_change = tokio::time::Instant::now();
+    secrets
+        .create(&PostParams::default(), &owned_secret("child", &parent, "0"))
+        .await
+        .unwrap();
+    for value in 1..4 {
+        let mut secret = secrets.get("child").await.unwrap();
+        secret.string_data = Some([("value".to_string(), value.to_string())].into());
+        secrets
+            .replace("child", &PostParams::default(), &secret)
+            .await
+            .unwrap();
+    }
+    support::eventually("a reconcile for the children's changes", || {
+        recording.count("parent") == 2
+    })
+    .await;
+    let waited = first_change.elapsed();
+    assert!(
+        waited >= delay,
+        "reconciled {waited:?} after the first change"
+    );
+    tokio::time::sleep(delay + Duration::from_secs(1)).await;
+    assert_eq!(
+        recording.count("parent"),
+        2,
+        "four changes within the delay are one reconcile"
+    );
+    controller.shutdown().await;
+}
+
+/// Counts a Secret up through the API on each reconcile of its parent, and requeues
+/// at once: the next reconcile must see the count it wrote last.
+#[derive(Clone)]
+struct CountsUp {
+    secrets: Api<Secret>,
+    cache: kube_reconcile::store::Store<Secret>,
+    written: Arc<Mutex<Option<u32>>>,
+    stale_reads: Arc<AtomicUsize>,
+    reconciles: Arc<AtomicUsize>,
+}
+
+const COUNT_TO: u32 = 15;
+
+impl Reconcile<ConfigMap> for CountsUp {
+    type Error = kube::Error;
+
+    async fn reconcile(&self, request: Request<ConfigMap>) -> Result<Action, kube::Error> {
+        self.reconciles.fetch_add(1, Ordering::SeqCst);
+        let key = ObjectKey::new(request.key.namespace(), "counter");
+        let cached = self.cache.get(&key).expect("created before the controller");
+        let value = cached.data.as_ref().and_then(|d| d.get("n"));
+        let read: u32 = value
+            .map(|v| String::from_utf8_lossy(&v.0).parse().unwrap())
+            .unwrap_or(0);
+        let last = *self.written.lock().unwrap();
+        if last.is_some_and(|last| read < last) {
+            self.stale_reads.fetch_add(1, Ordering::SeqCst);
+        }
+        if read >= COUNT_TO {
+            return Ok(Action::Done);
+        }
+        let mut next = (*cached).clone();
+        next.data = None;
+        next.string_data = Some([("n".to_string(), (read + 1).to_string())].into());
+        let updated = self
+            .secrets
+            .replace("counter", &PostParams::default(), &next)
+            .await?;
+        *self.written.lock().unwrap() = Some(read + 1);
+        request.ctx.wrote(&updated);
+        Ok(Action::RequeueAfter(Duration::ZERO))
+    }
+}
+
+#[tokio::test]
+async fn a_reconcile_never_reads_a_cache_older_than_its_own_last_write() {
+    let (client, ns) = setup("own-writes").await;
+    Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &support::config_map("parent", "v"))
+        .await
+        .unwrap();
+    let secrets = Api::<Secret>::namespaced(client.clone(), &ns);
+    let counter: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "counter"}, "stringData": {"n": "0"},
+    }))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &counter)
+        .await
+        .unwrap();
+    let scope = Scope::all().namespace(&ns);
+    // The Secret is only read: its changes enqueue nothing, so each requeued reconcile
+    // that ran before the cache showed the last write would read a stale count.
+    let builder =
+        Controller::<ConfigMap>::builder("own-writes", &InformerFactory::new(client), &scope)
+            .reads::<Secret>(&scope);
+    let reconciler = CountsUp {
+        secrets,
+        cache: builder.store::<Secret>().unwrap(),
+        written: Arc::default(),
+        stale_reads: Arc::default(),
+        reconciles: Arc::default(),
+    };
+    let controller = builder.build(reconciler.clone()).start();
+    support::eventually("the count to reach its end", || {
+        *reconciler.written.lock().unwrap() == Some(COUNT_TO)
+    })
+    .await;
+    support::eventually("the last reconcile, which reads the end", || {
+        reconciler.reconciles.load(Ordering::SeqCst) == COUNT_TO as usize + 1
+    })
+    .await;
+    controller.shutdown().await;
+    assert_eq!(reconciler.stale_reads.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        reconciler.reconciles.load(Ordering::SeqCst),
+        COUNT_TO as usize + 1,
+        "a reconcile waits for its cache instead of running on a stale one"
+    );
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
-//! What the head-to-head benchmarks share: reading a process's CPU and peak memory from
-//! /proc, counting API requests from kube-apiserver's metrics, counting pods, medians.
+//! What the head-to-head benchmarks share: runs alternating between the two sides and
+//! their table of medians, reading a process's CPU and peak memory from /proc, counting
+//! API requests from kube-apiserver's metrics, counting pods.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, fmt::Debug, future::Future};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::{Api, Client, api::ListParams};
@@ -145,4 +146,78 @@ pub fn spawn_ours(
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
+}
+
+/// The controller a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Side {
+    /// kube-controller-manager's controller (the reference).
+    KubeControllerManager,
+    /// Our `controller-manager` example.
+    KubeReconcile,
+}
+
+/// The client limits every head-to-head bench compares at: QPS 100 / burst 100 for
+/// both, then none (ours with `--kube-api-qps=0`, kube-controller-manager 10000/10000).
+pub const CONFIGURATIONS: [(&str, Option<(u32, u32)>); 2] = [
+    ("QPS 100 / burst 100", Some((100, 100))),
+    ("no client-side limit", None),
+];
+
+/// Reads one figure of a run.
+pub type Metric<M> = fn(&M) -> f64;
+
+/// The figures of every run, by side.
+pub struct Results<M>(BTreeMap<Side, Vec<M>>);
+
+/// Runs `run_once` `runs` times for each side, alternating which side goes first so
+/// drift in the machine's load hits both, and logs each run under `label`.
+pub async fn alternating_runs<M, F, Fut>(
+    runs: usize,
+    label: &str,
+    mut run_once: F,
+) -> anyhow::Result<Results<M>>
+where
+    M: Debug,
+    F: FnMut(Side) -> Fut,
+    Fut: Future<Output = anyhow::Result<M>>,
+{
+    let mut results: BTreeMap<Side, Vec<M>> = BTreeMap::new();
+    for run in 0..runs {
+        let order = if run % 2 == 0 {
+            [Side::KubeReconcile, Side::KubeControllerManager]
+        } else {
+            [Side::KubeControllerManager, Side::KubeReconcile]
+        };
+        for side in order {
+            let measured = run_once(side).await?;
+            eprintln!("{label}, run {}: {side:?} {measured:?}", run + 1);
+            results.entry(side).or_default().push(measured);
+        }
+    }
+    Ok(Results(results))
+}
+
+impl<M> Results<M> {
+    /// The median of `metric` over `side`'s runs.
+    pub fn median(&self, side: Side, metric: Metric<M>) -> f64 {
+        median(self.0[&side].iter().map(metric).collect())
+    }
+
+    /// Prints `title`, then one row per metric: both sides' medians and our ratio.
+    pub fn print_table(&self, title: &str, metrics: &[(&str, Metric<M>)]) {
+        println!("\n{title}");
+        println!(
+            "{:<30} {:>14} {:>14} {:>7}",
+            "", "kube-ctrl-mgr", "kube-reconcile", "ratio"
+        );
+        for (name, metric) in metrics {
+            let theirs = self.median(Side::KubeControllerManager, *metric);
+            let ours = self.median(Side::KubeReconcile, *metric);
+            println!(
+                "{name:<30} {theirs:>14.2} {ours:>14.2} {:>6.2}x",
+                ours / theirs
+            );
+        }
+    }
 }

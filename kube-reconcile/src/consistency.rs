@@ -26,7 +26,7 @@
 
 use std::{
     any::TypeId,
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
 };
 
@@ -36,6 +36,8 @@ use crate::{ObjectKey, store::Store};
 #[derive(Default)]
 pub struct ReadYourWrites {
     owners: Mutex<HashMap<ObjectKey, Owner>>,
+    /// Owners waiting for their writes to show, to hand back once they do.
+    parked: Mutex<HashSet<ObjectKey>>,
 }
 
 impl std::fmt::Debug for ReadYourWrites {
@@ -140,10 +142,10 @@ impl ReadYourWrites {
     }
 
     /// `Ok` when every store has seen this owner's writes (the record is then
-    /// dropped); otherwise which store lags. On `Err`, return
-    /// [`Action::Requeue`](crate::reconcile::Action::Requeue) (or the error) from the
-    /// reconcile, so it is retried with the per-key backoff, as
-    /// kube-controller-manager does; lagging right after a write is normal.
+    /// dropped); otherwise which store lags. On `Err`, [`park`](Self::park) the owner,
+    /// or return [`Action::Requeue`](crate::reconcile::Action::Requeue) from the
+    /// reconcile to retry with the per-key backoff, as kube-controller-manager does;
+    /// lagging right after a write is normal.
     pub fn ensure_ready(&self, owner: &ObjectKey) -> Result<(), NotYetObserved> {
         let mut owners = self.lock();
         let Some(record) = owners.get(owner) else {
@@ -166,6 +168,45 @@ impl ReadYourWrites {
     /// Forgets `owner` (it was deleted).
     pub fn forget(&self, owner: &ObjectKey) {
         self.lock().remove(owner);
+        self.lock_parked().remove(owner);
+    }
+
+    fn lock_parked(&self) -> std::sync::MutexGuard<'_, HashSet<ObjectKey>> {
+        self.parked.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Parks `owner` until every store shows its writes, instead of polling
+    /// [`ensure_ready`](Self::ensure_ready) with backoff: call
+    /// [`take_ready`](Self::take_ready) after each change a store applies to collect
+    /// the owners to sync again. Returns false, parking nothing, if the stores have
+    /// caught up already (sync now). Controllers built with
+    /// [`Controller`](crate::controller::Controller) do all this themselves.
+    pub fn park(&self, owner: &ObjectKey) -> bool {
+        self.lock_parked().insert(owner.clone());
+        // A store may have caught up since the caller's check, before `take_ready` could
+        // see this owner parked: look again.
+        if self.ensure_ready(owner).is_ok() {
+            self.lock_parked().remove(owner);
+            return false;
+        }
+        true
+    }
+
+    /// The parked owners whose writes every store now shows; they are unparked.
+    pub fn take_ready(&self) -> Vec<ObjectKey> {
+        let mut parked = self.lock_parked();
+        if parked.is_empty() {
+            return Vec::new();
+        }
+        let ready: Vec<ObjectKey> = parked
+            .iter()
+            .filter(|owner| self.ensure_ready(owner).is_ok())
+            .cloned()
+            .collect();
+        for owner in &ready {
+            parked.remove(owner);
+        }
+        ready
     }
 }
 
@@ -197,6 +238,32 @@ mod tests {
         assert!(writes.ensure_ready(&owner).is_ok());
         pod_writer.observe_version(Some("3"));
         assert_eq!(pods.resource_version(), Some(10), "versions only rise");
+    }
+
+    #[test]
+    fn parked_owners_come_back_once_their_writes_show() {
+        let writer = Writer::<Pod>::new();
+        let pods = writer.store();
+        let writes = ReadYourWrites::new();
+        let (web, db) = (
+            ObjectKey::new(Some("ns"), "web"),
+            ObjectKey::new(Some("ns"), "db"),
+        );
+        writes.wrote(&web, "u1", &pods, "5");
+        writes.wrote(&db, "u2", &pods, "8");
+        assert!(writes.park(&web) && writes.park(&db));
+        assert!(writes.take_ready().is_empty(), "nothing shows yet");
+        writer.observe_version(Some("6"));
+        assert_eq!(writes.take_ready(), vec![web.clone()]);
+        assert!(writes.take_ready().is_empty(), "handed back once");
+        writer.observe_version(Some("9"));
+        writes.wrote(&web, "u1", &pods, "9");
+        assert!(!writes.park(&web), "caught up already: not parked");
+        writes.forget(&db);
+        assert!(
+            writes.take_ready().is_empty(),
+            "a forgotten owner is not handed back"
+        );
     }
 
     #[test]

@@ -768,9 +768,11 @@ fn start_ours(
                 scope,
                 5,
                 controllers::endpointslice::MAX_ENDPOINTS_PER_SLICE,
+                Duration::ZERO,
             )
             .start(),
-            controllers::endpoints::controller(client.clone(), factory, scope, 5).start(),
+            controllers::endpoints::controller(client.clone(), factory, scope, 5, Duration::ZERO)
+                .start(),
         ],
     }
 }

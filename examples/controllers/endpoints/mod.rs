@@ -4,7 +4,7 @@
 //! `notReadyAddresses` ([`subsets`]), at most 1,000 addresses (then annotated
 //! over-capacity), removed when the Service goes.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use k8s_openapi::{
     api::core::v1::{EndpointAddress, EndpointPort, Endpoints, Pod, Service},
@@ -16,7 +16,7 @@ use kube::{
 };
 use kube_reconcile::{
     ObjectKey,
-    controller::Controller,
+    controller::{Controller, Source},
     events::EventType,
     informer::{Change, InformerFactory, Scope},
     reconcile::{Action, Reconcile, Request},
@@ -67,12 +67,14 @@ pub struct EndpointsController {
 
 /// Builds the controller for the Services, pods and Endpoints in `scope`: a pod change
 /// maps to the Services whose selector matches its old or new labels (an index by
-/// selector term); a deleted Endpoints object maps to the Service of its name.
+/// selector term), `batch_period` later (the reference's
+/// `--endpoint-updates-batch-period`, zero by default); a deleted Endpoints object maps to the Service of its name.
 pub fn controller(
     client: Client,
     factory: &InformerFactory,
     scope: &Scope,
     workers: usize,
+    batch_period: Duration,
 ) -> Controller<Service, EndpointsController> {
     let builder = Controller::<Service>::builder(NAME, factory, scope);
     let services = builder.store::<Service>().expect("the primary type");
@@ -81,7 +83,8 @@ pub fn controller(
         let services = services.clone();
         move |change: &Change<Pod>| service_endpoints::services_for_pod(&services, change)
     };
-    let builder = builder.watches::<Pod>(scope, on_pod).watches::<Endpoints>(
+    let pods = Source::new(scope).delay(batch_period);
+    let builder = builder.watches::<Pod>(pods, on_pod).watches::<Endpoints>(
         scope,
         |change: &Change<Endpoints>| match change {
             // Only a deletion: the reference does not resync on updates (its own writes

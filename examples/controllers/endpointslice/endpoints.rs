@@ -45,9 +45,9 @@ pub fn address_types(service: &Service) -> Vec<&'static str> {
 /// The pod's addresses of one type, each in its canonical spelling; addresses that do
 /// not parse are left out.
 pub fn addresses(pod: &Pod, address_type: &str) -> Vec<String> {
-    let status = pod.status.clone().unwrap_or_default();
+    let pod_ips = pod.status.as_ref().and_then(|s| s.pod_ips.as_ref());
     let mut out = Vec::new();
-    for ip in status.pod_ips.iter().flatten() {
+    for ip in pod_ips.into_iter().flatten() {
         let Ok(parsed) = ip.ip.parse::<std::net::IpAddr>() else {
             continue;
         };
@@ -79,12 +79,14 @@ pub fn pod_endpoint(
         .and_then(|s| s.publish_not_ready_addresses)
         == Some(true);
     let ready = publish || (serving && !terminating);
-    let spec = pod.spec.clone().unwrap_or_default();
-    let node = spec.node_name.clone().filter(|n| !n.is_empty());
-    let hostname = spec.hostname.clone().filter(|h| {
+    let spec = pod.spec.as_ref();
+    let node = spec
+        .and_then(|s| s.node_name.clone())
+        .filter(|n| !n.is_empty());
+    let hostname = spec.and_then(|s| s.hostname.clone()).filter(|h| {
         !h.is_empty()
-            && spec.subdomain.as_deref() == Some(service.name_any().as_str())
-            && pod.namespace() == service.namespace()
+            && spec.and_then(|s| s.subdomain.as_deref()) == service.metadata.name.as_deref()
+            && pod.metadata.namespace == service.metadata.namespace
     });
     Endpoint {
         addresses: addresses(pod, address_type),
@@ -105,8 +107,10 @@ pub fn pod_endpoint(
 /// pod's containers (and restartable init containers) by name and protocol; a port
 /// that does not resolve is left out for this pod.
 pub fn endpoint_ports(service: &Service, pod: &Pod) -> Vec<EndpointPort> {
-    let spec = service.spec.clone().unwrap_or_default();
-    let ports = spec.ports.unwrap_or_default();
+    let Some(spec) = &service.spec else {
+        return Vec::new();
+    };
+    let ports = spec.ports.as_deref().unwrap_or_default();
     if ports.is_empty() && spec.cluster_ip.as_deref() == Some("None") {
         return Vec::new();
     }
@@ -127,7 +131,15 @@ pub fn endpoint_ports(service: &Service, pod: &Pod) -> Vec<EndpointPort> {
 pub fn port_key(ports: &[EndpointPort]) -> String {
     let mut sorted: Vec<String> = ports
         .iter()
-        .map(|p| serde_json::to_string(p).expect("ports serialize"))
+        .map(|p| {
+            format!(
+                "{}/{}/{}/{}",
+                p.name.as_deref().unwrap_or_default(),
+                p.port.unwrap_or_default(),
+                p.protocol.as_deref().unwrap_or_default(),
+                p.app_protocol.as_deref().unwrap_or_default()
+            )
+        })
         .collect();
     sorted.sort();
     sorted.join(",")
@@ -149,16 +161,36 @@ pub fn endpoint_key(endpoint: &Endpoint) -> String {
 
 /// Whether two endpoints with the same key differ in what a consumer reads.
 pub fn endpoint_changed(a: &Endpoint, b: &Endpoint) -> bool {
-    let target = |e: &Endpoint| {
-        e.target_ref.clone().map(|mut t| {
-            t.resource_version = None;
-            t
-        })
+    let same_target = match (&a.target_ref, &b.target_ref) {
+        (Some(a), Some(b)) => {
+            // The resourceVersion of a reference says nothing a consumer reads.
+            (
+                &a.api_version,
+                &a.kind,
+                &a.namespace,
+                &a.name,
+                &a.uid,
+                &a.field_path,
+            ) == (
+                &b.api_version,
+                &b.kind,
+                &b.namespace,
+                &b.name,
+                &b.uid,
+                &b.field_path,
+            )
+        }
+        (a, b) => a.is_none() && b.is_none(),
     };
-    a.node_name != b.node_name
-        || a.zone != b.zone
-        || a.conditions.clone().unwrap_or_default() != b.conditions.clone().unwrap_or_default()
-        || target(a) != target(b)
+    let conditions = |e: &Endpoint| {
+        let c = e.conditions.as_ref();
+        (
+            c.and_then(|c| c.ready),
+            c.and_then(|c| c.serving),
+            c.and_then(|c| c.terminating),
+        )
+    };
+    a.node_name != b.node_name || a.zone != b.zone || conditions(a) != conditions(b) || !same_target
 }
 
 /// The labels a slice of `service` carries: the Service's own (but the reserved ones),

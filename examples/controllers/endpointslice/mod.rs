@@ -11,6 +11,7 @@
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use k8s_openapi::{
@@ -27,7 +28,7 @@ use kube::{
 use kube_reconcile::{
     ObjectKey,
     context::Context,
-    controller::Controller,
+    controller::{Controller, Source},
     events::EventType,
     informer::{Change, InformerFactory, Scope},
     reconcile::{Action, OnError, Reconcile, Request},
@@ -48,6 +49,9 @@ pub const NAME: &str = "endpointslice-controller";
 pub const MANAGED_BY: &str = "endpointslice-controller.kube-reconcile.dev";
 /// The default and the reference's flag `--max-endpoints-per-slice`.
 pub const MAX_ENDPOINTS_PER_SLICE: usize = 100;
+/// The least delay before a change to one of our slices resyncs its Service, as the
+/// reference's: changes to several slices of one Service end in one sync.
+pub const SLICE_CHANGE_MIN_SYNC_DELAY: Duration = Duration::from_secs(1);
 /// Event reason: writing slices failed.
 pub const FAILED_TO_UPDATE_ENDPOINT_SLICES: &str = "FailedToUpdateEndpointSlices";
 
@@ -79,18 +83,58 @@ pub struct EndpointSliceController {
     max_per_slice: usize,
     /// Slices this controller deleted, by Service, until the cache stops showing them.
     deleted: Mutex<HashMap<ObjectKey, HashSet<String>>>,
+    own_writes: Arc<OwnWrites>,
     trigger_times: TriggerTimes,
+}
+
+/// The resourceVersion of this controller's last write of each of its slices, by UID.
+/// A slice change carrying one of them is the watch echoing our own write: it needs no
+/// resync (the reference's EndpointSliceTracker skips these the same way).
+#[derive(Debug, Default)]
+struct OwnWrites(Mutex<HashMap<String, String>>);
+
+impl OwnWrites {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wrote(&self, slice: &EndpointSlice) {
+        if let (Some(uid), Some(version)) = (slice.uid(), slice.resource_version()) {
+            self.lock().insert(uid, version);
+        }
+    }
+
+    /// Whether `change` only shows what this controller wrote last (deletions never do).
+    fn is_echo(&self, change: &Change<EndpointSlice>) -> bool {
+        let slice = match change {
+            Change::Added(slice) | Change::Updated { new: slice, .. } => slice,
+            Change::Deleted(slice) => {
+                if let Some(uid) = slice.uid() {
+                    self.lock().remove(&uid);
+                }
+                return false;
+            }
+        };
+        let (Some(uid), Some(version)) = (slice.uid(), slice.resource_version()) else {
+            return false;
+        };
+        self.lock().get(&uid) == Some(&version)
+    }
 }
 
 /// Builds the controller for the Services, pods and slices in `scope` (Nodes are read
 /// cluster-wide for zones): a pod change maps to the Services whose selector matches
-/// its old or new labels; a change to one of our slices maps to its Service.
+/// its old or new labels, `batch_period` later (the reference's
+/// `--endpointslice-updates-batch-period`, zero by default); a change to one of our
+/// slices that is not our own write maps to its Service, after the greater of
+/// [`SLICE_CHANGE_MIN_SYNC_DELAY`] and `batch_period`.
 pub fn controller(
     client: Client,
     factory: &InformerFactory,
     scope: &Scope,
     workers: usize,
     max_per_slice: usize,
+    batch_period: Duration,
 ) -> Controller<Service, EndpointSliceController> {
     let builder = Controller::<Service>::builder(NAME, factory, scope);
     let services = builder.store::<Service>().expect("the primary type");
@@ -99,9 +143,16 @@ pub fn controller(
         let services = services.clone();
         move |change: &Change<Pod>| service_endpoints::services_for_pod(&services, change)
     };
+    let own_writes = Arc::new(OwnWrites::default());
+    let slice_changes = {
+        let own_writes = own_writes.clone();
+        Source::new(scope)
+            .delay(batch_period.max(SLICE_CHANGE_MIN_SYNC_DELAY))
+            .filter(move |change| !own_writes.is_echo(change))
+    };
     let builder = builder
-        .watches::<Pod>(scope, on_pod)
-        .watches::<EndpointSlice>(scope, slice_event)
+        .watches::<Pod>(Source::new(scope).delay(batch_period), on_pod)
+        .watches::<EndpointSlice>(slice_changes, slice_event)
         .reads::<Node>(&Scope::all());
     let pods = builder.store::<Pod>().expect("watched above");
     let slices = builder.store::<EndpointSlice>().expect("watched above");
@@ -127,11 +178,13 @@ pub fn controller(
             slices,
             max_per_slice,
             deleted: Mutex::default(),
+            own_writes,
             trigger_times: TriggerTimes::default(),
         })
 }
 
-/// A change to one of our slices: its Service resyncs (someone may have edited it).
+/// A change to one of our slices, not our own write: its Service resyncs (someone
+/// edited or deleted it).
 fn slice_event(change: &Change<EndpointSlice>) -> Vec<ObjectKey> {
     kube_reconcile::controller::handler::states(change)
         .filter(|s| s.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY))
@@ -184,17 +237,16 @@ impl Reconcile<Service> for EndpointSliceController {
         };
         let mut plan = Plan::default();
         let types = endpoints::address_types(&service);
-        let (wanted_types, other_types): (Vec<EndpointSlice>, Vec<EndpointSlice>) = existing
+        let other_types = existing
             .iter()
-            .cloned()
-            .partition(|s| types.contains(&s.address_type.as_str()));
-        plan.delete.extend(other_types);
+            .filter(|s| !types.contains(&s.address_type.as_str()));
+        plan.delete.extend(other_types.map(|s| (**s).clone()));
         for address_type in types {
             let desired = self.desired(&service, &pods, address_type);
-            let of_type: Vec<EndpointSlice> = wanted_types
+            let of_type: Vec<&EndpointSlice> = existing
                 .iter()
                 .filter(|s| s.address_type == address_type)
-                .cloned()
+                .map(|s| &**s)
                 .collect();
             let part = packer.plan(address_type, &of_type, desired);
             plan.create.extend(part.create);
@@ -219,18 +271,16 @@ impl EndpointSliceController {
         self.deleted.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn our_slices(&self, key: &ObjectKey) -> Vec<EndpointSlice> {
+    fn our_slices(&self, key: &ObjectKey) -> Vec<Arc<EndpointSlice>> {
         let value = format!("{}/{}", key.namespace().unwrap_or_default(), key.name());
-        let slices = self
-            .slices
+        self.slices
             .by_index(SERVICE_SLICES_INDEX, &value)
-            .unwrap_or_default();
-        slices.iter().map(|s| (**s).clone()).collect()
+            .unwrap_or_default()
     }
 
     /// Whether a slice this controller deleted is still in the cache: acting on it
     /// would write from a stale view (the reference's slice tracker says the same).
-    fn still_cached_after_delete(&self, key: &ObjectKey, existing: &[EndpointSlice]) -> bool {
+    fn still_cached_after_delete(&self, key: &ObjectKey, existing: &[Arc<EndpointSlice>]) -> bool {
         let mut deleted = self.lock_deleted();
         let Some(uids) = deleted.get_mut(key) else {
             return false;
@@ -324,6 +374,7 @@ impl EndpointSliceController {
                     .create(&params, &stamp(slice))
                     .await
                     .map_err(error("create"))?;
+                self.own_writes.wrote(&created);
                 ctx.wrote(&created);
             }
         }
@@ -332,6 +383,7 @@ impl EndpointSliceController {
                 .replace(&slice.name_any(), &params, &stamp(slice))
                 .await
                 .map_err(error("update"))?;
+            self.own_writes.wrote(&updated);
             ctx.wrote(&updated);
         }
         for slice in plan.delete {

@@ -5,7 +5,10 @@
 //! would-be create reuses the name of a slice that would be deleted, and one
 //! placeholder slice stays when nothing matches.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, BTreeSet, HashMap},
+};
 
 use k8s_openapi::{
     api::{
@@ -46,13 +49,13 @@ impl Packer<'_> {
     pub fn plan(
         &self,
         address_type: &str,
-        existing: &[EndpointSlice],
+        existing: &[&EndpointSlice],
         desired: BTreeMap<String, Desired>,
     ) -> Plan {
         let mut plan = Plan::default();
         let service_uid = self.service.uid();
-        let mut existing_by_ports: BTreeMap<String, Vec<EndpointSlice>> = BTreeMap::new();
-        for slice in existing {
+        let mut existing_by_ports: BTreeMap<String, Vec<&EndpointSlice>> = BTreeMap::new();
+        for &slice in existing {
             let owned = slice.owner_references().iter().any(|o| {
                 Some(&o.uid) == service_uid.as_ref() && o.kind == "Service" && o.api_version == "v1"
             });
@@ -60,23 +63,21 @@ impl Packer<'_> {
                 existing_by_ports
                     .entry(port_key(slice.ports.as_deref().unwrap_or_default()))
                     .or_default()
-                    .push(slice.clone());
+                    .push(slice);
             } else {
                 plan.delete.push(slice.clone());
             }
         }
-        for (key, wanted) in desired.iter() {
-            let slices = existing_by_ports.get(key).cloned().unwrap_or_default();
+        for (key, wanted) in desired {
+            let slices = existing_by_ports.remove(&key).unwrap_or_default();
             let part = self.by_port_set(address_type, &slices, wanted);
             plan.create.extend(part.create);
             plan.update.extend(part.update);
             plan.delete.extend(part.delete);
         }
-        for (key, slices) in &existing_by_ports {
-            if !desired.contains_key(key) {
-                plan.delete.extend(slices.iter().cloned());
-            }
-        }
+        // What is left has a port set no pod has any more.
+        let unwanted = existing_by_ports.into_values().flatten();
+        plan.delete.extend(unwanted.cloned());
         if existing.len() == plan.delete.len() && plan.create.is_empty() {
             let placeholder = self.new_slice(address_type, Vec::new());
             let keep = plan.delete.len() == 1 && is_placeholder_like(&plan.delete[0], &placeholder);
@@ -93,18 +94,19 @@ impl Packer<'_> {
     fn by_port_set(
         &self,
         address_type: &str,
-        existing: &[EndpointSlice],
-        wanted: &Desired,
+        existing: &[&EndpointSlice],
+        wanted: Desired,
     ) -> Plan {
         let mut remaining: HashMap<String, Endpoint> = wanted
             .endpoints
-            .iter()
-            .map(|e| (endpoint_key(e), e.clone()))
+            .into_iter()
+            .map(|e| (endpoint_key(&e), e))
             .collect();
-        let mut by_name: BTreeMap<String, EndpointSlice> = BTreeMap::new();
+        // Unchanged slices stay borrowed; only the ones written are copied.
+        let mut by_name: BTreeMap<String, Cow<'_, EndpointSlice>> = BTreeMap::new();
         let (mut unchanged, mut to_update, mut to_delete) =
             (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
-        for slice in existing {
+        for &slice in existing {
             let name = slice.name_any();
             let mut kept = Vec::new();
             let mut endpoint_updated = false;
@@ -119,22 +121,21 @@ impl Packer<'_> {
             if endpoint_updated || kept.len() != endpoints_of(slice).len() {
                 if kept.is_empty() {
                     to_delete.insert(name.clone());
-                    by_name.insert(name, slice.clone());
+                    by_name.insert(name, Cow::Borrowed(slice));
                 } else {
-                    let mut copy = slice.clone();
-                    copy.endpoints = Some(kept);
+                    let mut copy = with_endpoints(slice, kept);
                     copy.metadata.labels = Some(labels);
                     to_update.insert(name.clone());
-                    by_name.insert(name, copy);
+                    by_name.insert(name, Cow::Owned(copy));
                 }
             } else if labels_changed {
                 let mut copy = slice.clone();
                 copy.metadata.labels = Some(labels);
                 to_update.insert(name.clone());
-                by_name.insert(name, copy);
+                by_name.insert(name, Cow::Owned(copy));
             } else {
                 unchanged.insert(name.clone());
-                by_name.insert(name, slice.clone());
+                by_name.insert(name, Cow::Borrowed(slice));
             }
         }
         // Kubernetes pops "any" endpoint from a Go map; taking them sorted by key makes
@@ -148,7 +149,7 @@ impl Packer<'_> {
             let mut fullest_first: Vec<String> = to_update.iter().cloned().collect();
             fullest_first.sort_by_key(|n| std::cmp::Reverse(endpoints_of(&by_name[n]).len()));
             for name in fullest_first {
-                let slice = by_name.get_mut(&name).expect("listed above");
+                let slice = by_name.get_mut(&name).expect("listed above").to_mut();
                 let endpoints = slice.endpoints.get_or_insert_with(Vec::new);
                 while !left.is_empty() && endpoints.len() < self.max_per_slice {
                     endpoints.push(left.pop().expect("not empty"));
@@ -161,7 +162,7 @@ impl Packer<'_> {
                 .then(|| self.slice_to_fill(&unchanged, &by_name, left.len()))
                 .flatten();
             let mut slice = match &fill {
-                Some(name) => by_name[name].clone(),
+                Some(name) => by_name[name].clone().into_owned(),
                 None => self.new_slice(address_type, wanted.ports.clone()),
             };
             let endpoints = slice.endpoints.get_or_insert_with(Vec::new);
@@ -172,15 +173,16 @@ impl Packer<'_> {
                 Some(name) => {
                     unchanged.remove(&name);
                     to_update.insert(name.clone());
-                    by_name.insert(name, slice);
+                    by_name.insert(name, Cow::Owned(slice));
                 }
                 None => create.push(slice),
             }
         }
+        let mut take = |name: &String| by_name.remove(name).expect("listed").into_owned();
         Plan {
             create,
-            update: to_update.iter().map(|n| by_name[n].clone()).collect(),
-            delete: to_delete.iter().map(|n| by_name[n].clone()).collect(),
+            update: to_update.iter().map(&mut take).collect(),
+            delete: to_delete.iter().map(&mut take).collect(),
         }
     }
 
@@ -188,7 +190,7 @@ impl Packer<'_> {
     fn slice_to_fill(
         &self,
         unchanged: &BTreeSet<String>,
-        by_name: &BTreeMap<String, EndpointSlice>,
+        by_name: &BTreeMap<String, Cow<'_, EndpointSlice>>,
         count: usize,
     ) -> Option<String> {
         let mut best: Option<(usize, &String)> = None;
@@ -222,6 +224,16 @@ impl Packer<'_> {
             endpoints: Some(Vec::new()),
             ports: Some(ports),
         }
+    }
+}
+
+/// A copy of `slice` with `endpoints` instead of its own (which are not copied).
+fn with_endpoints(slice: &EndpointSlice, endpoints: Vec<Endpoint>) -> EndpointSlice {
+    EndpointSlice {
+        metadata: slice.metadata.clone(),
+        address_type: slice.address_type.clone(),
+        endpoints: Some(endpoints),
+        ports: slice.ports.clone(),
     }
 }
 

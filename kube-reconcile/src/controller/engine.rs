@@ -137,8 +137,9 @@ where
         &self.context.name
     }
 
-    /// Whether the caches still lag behind this key's last writes (then it is
-    /// requeued with backoff, and not reconciled now).
+    /// Whether the caches still lag behind this key's last writes: then the key is
+    /// parked, not reconciled now, and the watches bring it back as soon as they show
+    /// those writes.
     fn behind_own_writes(&self, key: &ObjectKey, object: Option<&K>) -> bool {
         let Some(writes) = &self.context.writes else {
             return false;
@@ -151,8 +152,8 @@ where
             Ok(()) => false,
             Err(lagging) => {
                 debug!(controller = %self.name(), %key, %lagging,
-                       "caches behind this controller's own write; reconciling later");
-                true
+                       "caches behind this controller's own write; reconciling once they show it");
+                writes.park(key)
             }
         }
     }
@@ -160,7 +161,6 @@ where
     async fn process(&self, key: ObjectKey) {
         let object = self.primary.get(&key);
         if self.behind_own_writes(&key, object.as_deref()) {
-            self.queue.add_rate_limited(key.clone());
             self.queue.done(&key);
             return;
         }

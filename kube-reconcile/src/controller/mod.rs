@@ -80,8 +80,8 @@ use source::{Watch, Watched};
 pub struct ControllerBuilder<K> {
     name: String,
     factory: InformerFactory,
-    primary: Informer<K>,
-    primary_filters: Vec<Filter<K>>,
+    /// The primary type's watch; its mapper enqueues the object itself.
+    primary: Watch<K>,
     /// The secondary sources, in the order they were added.
     watches: Vec<Box<dyn Watched>>,
     workers: usize,
@@ -108,7 +108,7 @@ where
     /// Drops primary-type changes for which `filter` returns false (see [`filter`] for
     /// ready-made ones). Several filters must all pass.
     pub fn filter(mut self, filter: impl Fn(&Change<K>) -> bool + Send + Sync + 'static) -> Self {
-        self.primary_filters.push(Arc::new(filter));
+        self.primary.filters.push(Arc::new(filter));
         self
     }
 
@@ -119,7 +119,7 @@ where
     where
         C: Watchable,
     {
-        let primary = self.primary.store().clone();
+        let primary = self.primary.informer.store().clone();
         self.watches::<C>(source, move |change| {
             handler::enqueue_controller_owner(&primary, change)
         })
@@ -135,12 +135,8 @@ where
     where
         W: Watchable,
     {
-        let (informer, filters) = source.into().resolve(&self.factory);
-        self.watches.push(Box::new(Watch {
-            informer,
-            filters,
-            mapper: Arc::new(mapper),
-        }));
+        let watch = source.into().resolve(&self.factory, Arc::new(mapper));
+        self.watches.push(Box::new(watch));
         self
     }
 
@@ -162,7 +158,7 @@ where
     /// watched.
     pub fn store<W: 'static>(&self) -> Option<Store<W>> {
         if std::any::TypeId::of::<W>() == std::any::TypeId::of::<K>() {
-            let primary: Box<dyn std::any::Any> = Box::new(self.primary.store().clone());
+            let primary: Box<dyn std::any::Any> = Box::new(self.primary.informer.store().clone());
             return primary.downcast::<Store<W>>().ok().map(|store| *store);
         }
         source::store_of::<W>(&self.watches)
@@ -198,9 +194,10 @@ where
     /// Whether to read your own writes (default `true`): a key is reconciled only once
     /// the watched caches show every write its last reconcile made through its
     /// [`Context`](crate::context::Context) (apply, finalizer edits,
-    /// [`Context::wrote`](crate::context::Context::wrote)); until then it is
-    /// requeued with the rate limiter's backoff, as kube-controller-manager's
-    /// consistency store does. Writes to types the controller does not watch are not
+    /// [`Context::wrote`](crate::context::Context::wrote)); until then it is parked,
+    /// and the change that brings a cache up to date queues it again at once (no
+    /// polling, no backoff; kube-controller-manager's consistency store instead
+    /// retries with the rate limiter). Writes to types the controller does not watch are not
     /// waited for. Caveat: a cache scoped by a selector that excludes what the
     /// controller writes sees that write's version only with its next in-scope
     /// change; turn this off for such a controller.
@@ -219,19 +216,13 @@ where
             let provider: Arc<dyn QueueMetricsProvider> = Arc::new(metrics.clone());
             queue = queue.metrics(provider);
         }
+        let primary = self.primary.informer.clone();
         let mut watches = self.watches;
-        watches.insert(
-            0,
-            Box::new(Watch {
-                informer: self.primary.clone(),
-                filters: self.primary_filters,
-                mapper: Arc::new(handler::enqueue_self::<K>),
-            }),
-        );
+        watches.insert(0, Box::new(self.primary));
         Controller {
             name: self.name,
             client: self.factory.client().clone(),
-            primary: self.primary,
+            primary,
             watches,
             reconciler: Arc::new(reconciler),
             queue: queue.build(),
@@ -281,12 +272,11 @@ where
         factory: &InformerFactory,
         source: impl Into<Source<K>>,
     ) -> ControllerBuilder<K> {
-        let (primary, primary_filters) = source.into().resolve(factory);
+        let enqueue_self: Mapper<K> = Arc::new(handler::enqueue_self::<K>);
         ControllerBuilder {
             name: name.into(),
             factory: factory.clone(),
-            primary,
-            primary_filters,
+            primary: source.into().resolve(factory, enqueue_self),
             watches: Vec::new(),
             workers: 1,
             rate_limiter: None,
@@ -324,10 +314,23 @@ where
     /// shutdown timeout for in-flight reconciles, aborts the rest, and releases its
     /// informers (each stops if no other controller reads it).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        let context = Arc::new(self.context());
+        // Keys parked behind their own writes come back once a watch shows them.
+        let resume_parked: source::AfterChange = match &context.writes {
+            Some(writes) => {
+                let (writes, queue) = (writes.clone(), self.queue.clone());
+                Arc::new(move || {
+                    for key in writes.take_ready() {
+                        queue.add(key);
+                    }
+                })
+            }
+            None => Arc::new(|| {}),
+        };
         let attached: Vec<_> = self
             .watches
             .iter()
-            .map(|watch| watch.attach(self.queue.clone()))
+            .map(|watch| watch.attach(self.queue.clone(), resume_parked.clone()))
             .collect();
         let synced = futures::future::join_all(self.watches.iter().map(|w| w.wait_for_sync()));
         tokio::pin!(shutdown);
@@ -343,7 +346,7 @@ where
                 workers: self.workers,
                 metrics: self.metrics.clone(),
                 shutdown_timeout: self.shutdown_timeout,
-                context: Arc::new(self.context()),
+                context,
             };
             engine.run(shutdown).await;
         }

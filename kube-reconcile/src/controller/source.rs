@@ -4,6 +4,7 @@
 use std::{
     any::{Any, TypeId},
     sync::Arc,
+    time::Duration,
 };
 
 use futures::future::BoxFuture;
@@ -35,6 +36,7 @@ use crate::{
 pub struct Source<W> {
     origin: Origin<W>,
     filters: Vec<Filter<W>>,
+    delay: Duration,
 }
 
 enum Origin<W> {
@@ -51,6 +53,7 @@ impl<W> std::fmt::Debug for Source<W> {
         f.debug_struct("Source")
             .field("origin", &origin)
             .field("filters", &self.filters.len())
+            .field("delay", &self.delay)
             .finish()
     }
 }
@@ -61,6 +64,7 @@ impl<W> Source<W> {
         Self {
             origin: Origin::Scope(scope.clone()),
             filters: Vec::new(),
+            delay: Duration::ZERO,
         }
     }
 
@@ -70,6 +74,7 @@ impl<W> Source<W> {
         Self {
             origin: Origin::Informer(informer),
             filters: Vec::new(),
+            delay: Duration::ZERO,
         }
     }
 
@@ -80,7 +85,20 @@ impl<W> Source<W> {
         self
     }
 
-    pub(super) fn resolve(self, factory: &InformerFactory) -> (Informer<W>, Vec<Filter<W>>)
+    /// Batches this source's changes: the keys they map to are enqueued `delay` after
+    /// the change rather than at once, and every change to the same key within that
+    /// window ends in one reconcile (a key already queued earlier is not pushed back).
+    /// kube-controller-manager's endpoint controllers do this to pod changes with
+    /// `--endpointslice-updates-batch-period`, trading latency for fewer writes when
+    /// many pods change together. Zero (the default) enqueues at once.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    /// This source's informer (shared from `factory` or the given one), with its filters
+    /// and `mapper`.
+    pub(super) fn resolve(self, factory: &InformerFactory, mapper: Mapper<W>) -> Watch<W>
     where
         W: Watchable,
     {
@@ -88,7 +106,12 @@ impl<W> Source<W> {
             Origin::Scope(scope) => factory.informer::<W>(&scope),
             Origin::Informer(informer) => informer,
         };
-        (informer, self.filters)
+        Watch {
+            informer,
+            filters: self.filters,
+            delay: self.delay,
+            mapper,
+        }
     }
 }
 
@@ -109,6 +132,7 @@ impl<W> From<Scope> for Source<W> {
 pub(super) struct Watch<W> {
     pub(super) informer: Informer<W>,
     pub(super) filters: Vec<Filter<W>>,
+    pub(super) delay: Duration,
     pub(super) mapper: Mapper<W>,
 }
 
@@ -118,10 +142,14 @@ pub(super) trait Watched: Send + Sync {
     /// The `Store<W>`, to hand out by type.
     fn store(&self) -> Box<dyn Any>;
     fn versioned(&self) -> Arc<dyn VersionedStore>;
-    /// Subscribes the queue and keeps the informer running until the result drops.
-    fn attach(&self, queue: WorkQueue<ObjectKey>) -> Attached;
+    /// Subscribes the queue and keeps the informer running until the result drops;
+    /// `after_change` runs after each change the informer applies, filtered or not.
+    fn attach(&self, queue: WorkQueue<ObjectKey>, after_change: AfterChange) -> Attached;
     fn wait_for_sync(&self) -> BoxFuture<'_, ()>;
 }
+
+/// What a controller runs after every change any of its informers applies.
+pub(super) type AfterChange = Arc<dyn Fn() + Send + Sync>;
 
 /// A watch attached to a queue: dropping it removes the handler and releases the
 /// informer (which stops when no one else reads it).
@@ -151,14 +179,15 @@ impl<W: Watchable> Watched for Watch<W> {
         Arc::new(self.informer.store().clone())
     }
 
-    fn attach(&self, queue: WorkQueue<ObjectKey>) -> Attached {
-        let (filters, mapper) = (self.filters.clone(), self.mapper.clone());
+    fn attach(&self, queue: WorkQueue<ObjectKey>, after_change: AfterChange) -> Attached {
+        let (filters, mapper, delay) = (self.filters.clone(), self.mapper.clone(), self.delay);
         let id = self.informer.add_handler(move |change| {
             if filters.iter().all(|pass| pass(change)) {
                 for key in mapper(change) {
-                    queue.add(key);
+                    queue.add_after(key, delay);
                 }
             }
+            after_change();
         });
         let informer = self.informer.clone();
         Attached {

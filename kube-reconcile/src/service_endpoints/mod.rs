@@ -110,7 +110,9 @@ pub fn is_ready(pod: &Pod) -> bool {
 /// Whether a pod has endpoints at all: not Failed or Succeeded, with an IP, and (unless
 /// `include_terminating`) not being deleted.
 pub fn has_endpoint(pod: &Pod, include_terminating: bool) -> bool {
-    let status = pod.status.clone().unwrap_or_default();
+    let Some(status) = &pod.status else {
+        return false;
+    };
     let terminal = matches!(status.phase.as_deref(), Some("Failed" | "Succeeded"));
     let has_ip = status.pod_ip.as_deref().is_some_and(|ip| !ip.is_empty())
         || status.pod_ips.as_ref().is_some_and(|ips| !ips.is_empty());

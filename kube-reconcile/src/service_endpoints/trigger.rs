@@ -66,14 +66,15 @@ impl TriggerTimes {
             let Some(changed) = ready_transition(pod) else {
                 continue;
             };
+            let name = pod.name_any();
             if previous
                 .pods
-                .get(&pod.name_any())
+                .get(&name)
                 .is_none_or(|before| changed > *before)
             {
                 earliest = Some(earliest.map_or(changed, |e| e.min(changed)));
             }
-            now.pods.insert(pod.name_any(), changed);
+            now.pods.insert(name, changed);
         }
         let created = service.metadata.creation_timestamp.as_ref().map(|t| t.0);
         if let Some(created) = created
