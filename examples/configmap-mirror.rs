@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::{Api, Client, api::PostParams};
-use kube_reconcile::{prelude::*, testing::ControlPlane};
+use kube_reconcile::{manager::Manager, prelude::*, testing::ControlPlane};
 use serde_json::json;
 
 /// Mirrors annotated ConfigMaps into other namespaces.
@@ -29,15 +29,18 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     cluster::init_tracing("info,kube=warn");
     let (client, control_plane) =
-        cluster::connect(args.kubeconfig.as_deref(), ControlPlane::builder).await?;
-    let factory = InformerFactory::new(client.clone());
-    let running = mirror::controller(&factory, &Scope::all()).start();
-    if control_plane.is_some() {
-        sample(client).await?;
-    }
-    println!("Ctrl-C stops.");
-    cluster::run_until_signal(vec![running], control_plane).await;
-    Ok(())
+        cluster::connect(args.kubeconfig.as_deref(), None, ControlPlane::builder).await?;
+    let mut manager = Manager::builder(client.clone()).build().await?;
+    manager.add(mirror::controller(manager.factory(), &Scope::all()));
+    let local = control_plane.is_some();
+    cluster::run(manager, control_plane, async move {
+        if local {
+            sample(client).await?;
+        }
+        println!("Ctrl-C stops.");
+        Ok(())
+    })
+    .await
 }
 
 /// Mirrors default/settings into the `team-b` namespace and prints the copy.

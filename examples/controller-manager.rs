@@ -7,6 +7,10 @@
 //!
 //! Without `--kubeconfig` it starts the local control plane (etcd, kube-apiserver,
 //! kube-scheduler, kwok with `--fake-nodes` Nodes) and prints how to reach it.
+//!
+//! Like kube-controller-manager it elects a leader on a Lease by default
+//! (`--leader-elect=false` to run alone) and serves `/metrics`, `/healthz` and
+//! `/readyz` (`--health-address`). A replica that loses the lease exits non-zero.
 
 #[path = "common/cluster.rs"]
 mod cluster;
@@ -17,8 +21,7 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::bail;
 use clap::{ArgAction, Parser};
 use kube_reconcile::{
-    informer::{InformerFactory, Scope},
-    testing::ControlPlane,
+    informer::Scope, leader::LeaderElection, manager::Manager, testing::ControlPlane,
 };
 
 /// Every controller this binary can run, with kube-controller-manager's name for it.
@@ -65,9 +68,30 @@ struct Args {
     /// Client request burst.
     #[arg(long, default_value_t = 30)]
     kube_api_burst: u32,
-    /// Leader election; only `false` is supported so far.
-    #[arg(long, default_value_t = false, action = ArgAction::Set)]
+    /// Elect a leader among replicas on a Lease before reconciling.
+    #[arg(long, default_value_t = true, action = ArgAction::Set)]
     leader_elect: bool,
+    /// How long a lease holds without renewal.
+    #[arg(long, default_value = "15s", value_parser = go_duration)]
+    leader_elect_lease_duration: Duration,
+    /// How long the leader retries a failing renewal before it gives up.
+    #[arg(long, default_value = "10s", value_parser = go_duration)]
+    leader_elect_renew_deadline: Duration,
+    /// How often candidates try and the leader renews.
+    #[arg(long, default_value = "2s", value_parser = go_duration)]
+    leader_elect_retry_period: Duration,
+    /// The Lease's name.
+    #[arg(long, default_value = "kube-reconcile-controller-manager")]
+    leader_elect_resource_name: String,
+    /// The Lease's namespace.
+    #[arg(long, default_value = "kube-system")]
+    leader_elect_resource_namespace: String,
+    /// This replica's identity in the Lease (default: host name and a random suffix).
+    #[arg(long)]
+    leader_elect_identity: Option<String>,
+    /// Where to serve /metrics, /healthz and /readyz (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:10257")]
+    health_address: std::net::SocketAddr,
     /// Fake Nodes of the local control plane (ignored with --kubeconfig).
     #[arg(long, default_value_t = 3)]
     fake_nodes: usize,
@@ -77,81 +101,89 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     cluster::init_tracing("info,kube=warn");
     let args = Args::parse();
-    if args.leader_elect {
-        bail!("leader election is not implemented yet; run with --leader-elect=false");
-    }
     let enabled = enabled_controllers(&args.controllers)?;
     if !(1..=1000).contains(&args.max_endpoints_per_slice) {
         bail!("--max-endpoints-per-slice must be between 1 and 1000, as kube-controller-manager's");
     }
-
-    let (client, control_plane) = cluster::connect(args.kubeconfig.as_deref(), || {
-        ControlPlane::builder().fake_nodes(args.fake_nodes)
-    })
-    .await?;
-    // As in kube-controller-manager, the shared informers and each controller get a
-    // client of their own, each with the --kube-api-qps/--kube-api-burst budget.
-    let limited = |client: &kube::Client| {
-        if args.kube_api_qps > 0.0 {
-            kube_reconcile::client::rate_limited(
-                client.clone(),
-                args.kube_api_qps,
-                args.kube_api_burst,
-            )
-        } else {
-            client.clone()
+    let election = args.leader_elect.then(|| {
+        let election = LeaderElection::new(
+            &args.leader_elect_resource_namespace,
+            &args.leader_elect_resource_name,
+        )
+        .lease_duration(args.leader_elect_lease_duration)
+        .renew_deadline(args.leader_elect_renew_deadline)
+        .retry_period(args.leader_elect_retry_period);
+        match &args.leader_elect_identity {
+            Some(identity) => election.identity(identity),
+            None => election,
         }
-    };
+    });
+    // Requests carry the replica's identity, so the API server's audit log tells
+    // replicas apart.
+    let identity = election.as_ref().map(|e| e.identity_str().to_string());
+    let user_agent = format!(
+        "kube-reconcile-controller-manager/{}",
+        identity.as_deref().unwrap_or("single")
+    );
 
-    let factory = InformerFactory::new(limited(&client));
-    let mut running = Vec::new();
-    for name in enabled {
-        match name {
-            "deployment" => {
-                let controller = controllers::deployment::controller(
-                    limited(&client),
-                    &factory,
-                    &Scope::all(),
-                    args.concurrent_deployment_syncs,
-                );
-                running.push(controller.start());
-            }
-            "endpoints" => {
-                let controller = controllers::endpoints::controller(
-                    limited(&client),
-                    &factory,
-                    &Scope::all(),
-                    args.concurrent_service_endpoint_syncs,
-                    args.endpoint_updates_batch_period,
-                );
-                running.push(controller.start());
-            }
-            "endpointslice" => {
-                let controller = controllers::endpointslice::controller(
-                    limited(&client),
-                    &factory,
-                    &Scope::all(),
-                    args.concurrent_service_endpoint_syncs,
-                    args.max_endpoints_per_slice,
-                    args.endpointslice_updates_batch_period,
-                );
-                running.push(controller.start());
-            }
-            "replicaset" => {
-                let controller = controllers::replicaset::controller(
-                    limited(&client),
-                    &factory,
-                    &Scope::all(),
-                    args.concurrent_replicaset_syncs,
-                );
-                running.push(controller.start());
-            }
-            other => unreachable!("{other} is in CONTROLLERS but not started"),
-        }
-        println!("Started the {name} controller.");
+    let (client, control_plane) =
+        cluster::connect(args.kubeconfig.as_deref(), Some(&user_agent), || {
+            ControlPlane::builder().fake_nodes(args.fake_nodes)
+        })
+        .await?;
+    let mut builder = Manager::builder(client).health_address(args.health_address);
+    if args.kube_api_qps > 0.0 {
+        // As in kube-controller-manager, the shared informers and each controller get a
+        // client of their own, each with the --kube-api-qps/--kube-api-burst budget.
+        builder = builder.kube_api_limits(args.kube_api_qps, args.kube_api_burst);
     }
-    cluster::run_until_signal(running, control_plane).await;
-    Ok(())
+    if let Some(election) = election {
+        builder = builder.leader_election(election);
+    }
+    let mut manager = builder.build().await?;
+    let (factory, scope) = (manager.factory().clone(), Scope::all());
+    for name in &enabled {
+        let client = manager.controller_client();
+        match *name {
+            "deployment" => manager.add(controllers::deployment::controller(
+                client,
+                &factory,
+                &scope,
+                args.concurrent_deployment_syncs,
+            )),
+            "endpoints" => manager.add(controllers::endpoints::controller(
+                client,
+                &factory,
+                &scope,
+                args.concurrent_service_endpoint_syncs,
+                args.endpoint_updates_batch_period,
+            )),
+            "endpointslice" => manager.add(controllers::endpointslice::controller(
+                client,
+                &factory,
+                &scope,
+                args.concurrent_service_endpoint_syncs,
+                args.max_endpoints_per_slice,
+                args.endpointslice_updates_batch_period,
+            )),
+            "replicaset" => manager.add(controllers::replicaset::controller(
+                client,
+                &factory,
+                &scope,
+                args.concurrent_replicaset_syncs,
+            )),
+            other => unreachable!("{other} is in CONTROLLERS but not added"),
+        }
+    }
+    println!("Controllers: {}.", enabled.join(", "));
+    if let Some(address) = manager.health_address() {
+        println!("Serving /metrics, /healthz and /readyz on http://{address}");
+    }
+    if let Some(identity) = &identity {
+        println!("Leader election as {identity}; reconciling once leading.");
+    }
+    // Losing the lease ends the process (non-zero), to be restarted as a candidate.
+    cluster::run(manager, control_plane, async { Ok(()) }).await
 }
 
 /// Resolves `--controllers` (our names or kube-controller-manager's, `*` for all).

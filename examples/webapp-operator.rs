@@ -22,8 +22,7 @@ use kube::{
     api::{Patch, PatchParams},
 };
 use kube_reconcile::{
-    crd::CustomResourceExt,
-    informer::{InformerFactory, Scope},
+    crd::CustomResourceExt, informer::Scope, leader::LeaderElection, manager::Manager,
     testing::ControlPlane,
 };
 use serde_json::json;
@@ -39,6 +38,12 @@ struct Args {
     /// local control plane is started with the CRD and a sample WebApp.
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
+    /// Elect a leader among replicas (Lease `default/webapp-operator`) before reconciling.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    /// Where to serve /metrics, /healthz and /readyz (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    health_address: std::net::SocketAddr,
 }
 
 #[tokio::main]
@@ -50,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
     }
     cluster::init_tracing("info,kube=warn");
 
-    let (client, control_plane) = cluster::connect(args.kubeconfig.as_deref(), || {
+    let (client, control_plane) = cluster::connect(args.kubeconfig.as_deref(), None, || {
         ControlPlane::builder()
             .fake_nodes(2)
             .kube_controller_manager([
@@ -62,15 +67,26 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
 
-    let factory = InformerFactory::new(client.clone());
-    let controller = webapp::operator::controller(&factory, &Scope::all());
-    let running = controller.start();
-
-    if control_plane.is_some() {
-        sample(client).await?;
+    let mut manager = Manager::builder(client.clone()).health_address(args.health_address);
+    if args.leader_elect {
+        manager = manager.leader_election(LeaderElection::new("default", "webapp-operator"));
     }
-    cluster::run_until_signal(vec![running], control_plane).await;
-    Ok(())
+    let mut manager = manager.build().await?;
+    manager.add(webapp::operator::controller(
+        manager.factory(),
+        &Scope::all(),
+    ));
+    if let Some(address) = manager.health_address() {
+        println!("Serving /metrics, /healthz and /readyz on http://{address}");
+    }
+    let local = control_plane.is_some();
+    cluster::run(manager, control_plane, async move {
+        if local {
+            sample(client).await?;
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// Creates a sample WebApp and prints its status until it is ready.

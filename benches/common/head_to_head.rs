@@ -214,10 +214,12 @@ impl<M> Results<M> {
         for (name, metric) in metrics {
             let theirs = self.median(Side::KubeControllerManager, *metric);
             let ours = self.median(Side::KubeReconcile, *metric);
-            println!(
-                "{name:<30} {theirs:>14.2} {ours:>14.2} {:>6.2}x",
-                ours / theirs
-            );
+            let ratio = if theirs > 0.0 {
+                format!("{:.2}x", ours / theirs)
+            } else {
+                "-".to_string()
+            };
+            println!("{name:<30} {theirs:>14.2} {ours:>14.2} {ratio:>7}");
         }
     }
 }

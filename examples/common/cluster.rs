@@ -1,5 +1,6 @@
 //! How the example binaries reach a cluster: an explicit `--kubeconfig`, or else a
-//! local control plane of their own. Also their logging setup.
+//! local control plane of their own; running their manager until a signal. Also their
+//! logging setup.
 
 use std::path::Path;
 
@@ -9,7 +10,8 @@ use kube::{
     config::{KubeConfigOptions, Kubeconfig},
 };
 use kube_reconcile::{
-    controller::{ControllerHandle, shutdown_signal},
+    controller::shutdown_signal,
+    manager::Manager,
     testing::{ControlPlane, ControlPlaneBuilder},
 };
 
@@ -24,17 +26,22 @@ pub fn init_tracing(default: &str) {
         .init();
 }
 
-/// A client for `kubeconfig`'s current context; without one, a local control plane
-/// started from `local` (returned too, to stop at the end), with its `KUBECONFIG`
-/// printed.
+/// A client for `kubeconfig`'s current context, sending `user_agent` if given;
+/// without one, a local control plane started from `local` (returned too, to stop at
+/// the end), with its `KUBECONFIG` printed.
 pub async fn connect(
     kubeconfig: Option<&Path>,
+    user_agent: Option<&str>,
     local: impl FnOnce() -> ControlPlaneBuilder,
 ) -> anyhow::Result<(Client, Option<ControlPlane>)> {
     if let Some(path) = kubeconfig {
         let kubeconfig = Kubeconfig::read_from(path).context("reading --kubeconfig")?;
-        let config =
+        let mut config =
             Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+        if let Some(agent) = user_agent {
+            let value = http::HeaderValue::from_str(agent).context("the user agent")?;
+            config.headers.push((http::header::USER_AGENT, value));
+        }
         return Ok((Client::try_from(config)?, None));
     }
     println!("No --kubeconfig: starting a local control plane...");
@@ -46,19 +53,21 @@ pub async fn connect(
     Ok((control_plane.client().await?, Some(control_plane)))
 }
 
-/// Waits for SIGTERM or Ctrl-C, then stops the controllers (each drains its in-flight
-/// reconciles) and the local control plane, if one was started.
-pub async fn run_until_signal(
-    controllers: Vec<ControllerHandle>,
+/// Runs `manager` until SIGTERM or Ctrl-C, running `meanwhile` (e.g. a sample object
+/// to show it working) beside it; then stops the local control plane, if one was
+/// started. Fails if `meanwhile` fails or the manager lost its leader lease.
+pub async fn run(
+    manager: Manager,
     control_plane: Option<ControlPlane>,
-) {
-    shutdown_signal().await;
-    println!("Stopping...");
-    for controller in controllers {
-        controller.shutdown().await;
-    }
+    meanwhile: impl Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let running = tokio::spawn(manager.run(shutdown_signal()));
+    let shown = meanwhile.await;
+    let outcome = running.await?;
     println!("Controllers stopped.");
     if let Some(control_plane) = control_plane {
         control_plane.stop().await;
     }
+    shown?;
+    Ok(outcome?)
 }

@@ -15,6 +15,9 @@
 //!   field manager, [`finalizer`]s safe against conflicts and stale caches, and
 //!   owners across namespaces ([`OwnerTag`](ownership::OwnerTag));
 //! - [`client`]: client-side request limits (QPS and burst, as client-go);
+//! - [`manager`]: many controllers in one process with one client, factory, metrics
+//!   registry and shutdown, `/metrics`, `/healthz` and `/readyz`, and [`leader`]
+//!   election on a Lease with fencing;
 //! - [`metrics`]: client-go's and controller-runtime's metric names on
 //!   prometheus-client;
 //! - helpers every real controller needs: [`expectations`], [`consistency`] (read
@@ -54,6 +57,8 @@ pub mod expectations;
 pub mod finalizer;
 pub mod informer;
 mod key;
+pub mod leader;
+pub mod manager;
 pub mod metrics;
 pub mod ownership;
 pub mod queue;

@@ -47,6 +47,7 @@ pub struct Metrics {
     registry: Arc<Mutex<Registry>>,
     queue: Arc<QueueFamilies>,
     controller: Arc<ControllerFamilies>,
+    leader: Family<Labels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -175,10 +176,17 @@ impl Metrics {
             "Configured number of workers",
             controller.max_concurrent.clone(),
         );
+        let leader = Family::default();
+        r.register(
+            "leader_election_master_status",
+            "1 while this replica holds the named leader lease, else 0",
+            leader.clone(),
+        );
         Self {
             registry: Arc::new(Mutex::new(registry)),
             queue: Arc::new(queue),
             controller: Arc::new(controller),
+            leader,
         }
     }
 
@@ -196,6 +204,12 @@ impl Metrics {
 
     pub(crate) fn controller(&self) -> &ControllerFamilies {
         &self.controller
+    }
+
+    /// Sets `leader_election_master_status{name=lease}`, as client-go reports it.
+    pub fn set_leading(&self, lease: &str, leading: bool) {
+        let labels: Labels = vec![("name", lease.to_string())];
+        self.leader.get_or_create(&labels).set(i64::from(leading));
     }
 }
 

@@ -49,6 +49,18 @@ pub const NAME: &str = "endpointslice-controller";
 pub const MANAGED_BY: &str = "endpointslice-controller.kube-reconcile.dev";
 /// The default and the reference's flag `--max-endpoints-per-slice`.
 pub const MAX_ENDPOINTS_PER_SLICE: usize = 100;
+/// Slice writes of one sync in flight at once.
+const CONCURRENT_WRITES: usize = 10;
+
+/// Runs `writes` with up to [`CONCURRENT_WRITES`] in flight; every result, in any order.
+async fn together<T>(writes: impl Iterator<Item = impl Future<Output = T>>) -> Vec<T> {
+    use futures::StreamExt;
+    futures::stream::iter(writes)
+        .buffer_unordered(CONCURRENT_WRITES)
+        .collect()
+        .await
+}
+
 /// The least delay before a change to one of our slices resyncs its Service, as the
 /// reference's: changes to several slices of one Service end in one sync.
 pub const SLICE_CHANGE_MIN_SYNC_DELAY: Duration = Duration::from_secs(1);
@@ -368,24 +380,35 @@ impl EndpointSliceController {
             }
             slice
         };
-        if service.metadata.deletion_timestamp.is_none() {
-            for slice in plan.create {
-                let created = api
-                    .create(&params, &stamp(slice))
-                    .await
-                    .map_err(error("create"))?;
-                self.own_writes.wrote(&created);
-                ctx.wrote(&created);
+        // Each phase's writes go out together (a sync touching many slices takes one
+        // round trip, not one per slice); the phases keep the reference's order.
+        let record = |results: Vec<Result<EndpointSlice, kube::Error>>, what| {
+            let mut failed = None;
+            for result in results {
+                match result {
+                    Ok(written) => {
+                        self.own_writes.wrote(&written);
+                        ctx.wrote(&written);
+                    }
+                    Err(source) => failed = failed.or(Some(error(what)(source))),
+                }
             }
+            failed.map_or(Ok(()), Err)
+        };
+        if service.metadata.deletion_timestamp.is_none() {
+            let creates = plan.create.into_iter().map(|slice| {
+                let slice = stamp(slice);
+                let (api, params) = (&api, &params);
+                async move { api.create(params, &slice).await }
+            });
+            record(together(creates).await, "create")?;
         }
-        for slice in plan.update {
-            let updated = api
-                .replace(&slice.name_any(), &params, &stamp(slice))
-                .await
-                .map_err(error("update"))?;
-            self.own_writes.wrote(&updated);
-            ctx.wrote(&updated);
-        }
+        let updates = plan.update.into_iter().map(|slice| {
+            let slice = stamp(slice);
+            let (api, params) = (&api, &params);
+            async move { api.replace(&slice.name_any(), params, &slice).await }
+        });
+        record(together(updates).await, "update")?;
         for slice in plan.delete {
             match api
                 .delete(&slice.name_any(), &DeleteParams::default())

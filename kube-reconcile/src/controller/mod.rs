@@ -178,7 +178,7 @@ where
     }
 
     /// Reports the queue's `workqueue_*` and the reconciles' `controller_runtime_*`
-    /// metrics into `metrics`.
+    /// metrics into `metrics` (default: the factory's, if it has any).
     pub fn metrics(mut self, metrics: &Metrics) -> Self {
         self.metrics = Some(metrics.clone());
         self
@@ -280,7 +280,7 @@ where
             watches: Vec::new(),
             workers: 1,
             rate_limiter: None,
-            metrics: None,
+            metrics: factory.metrics().cloned(),
             shutdown_timeout: Duration::from_secs(30),
             read_your_writes: true,
         }
@@ -292,6 +292,11 @@ where
     K: Watchable,
     R: Reconcile<K>,
 {
+    /// The controller's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The controller's work queue, e.g. to enqueue a key by hand.
     pub fn queue(&self) -> &WorkQueue<ObjectKey> {
         &self.queue
@@ -314,6 +319,25 @@ where
     /// shutdown timeout for in-flight reconciles, aborts the rest, and releases its
     /// informers (each stops if no other controller reads it).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        self.run_with(
+            Lifecycle {
+                synced: Box::new(|| {}),
+                leading: Box::pin(std::future::ready(())),
+                abort: Box::pin(std::future::pending()),
+            },
+            shutdown,
+        )
+        .await;
+    }
+
+    /// [`run`](Self::run) with the manager's gates: caches start and sync at once (a
+    /// standby keeps them warm), then workers wait for `leading`; `abort` stops the
+    /// workers at once, cancelling in-flight reconciles (fencing).
+    pub(crate) async fn run_with(
+        self,
+        lifecycle: Lifecycle,
+        shutdown: impl Future<Output = ()> + Send,
+    ) {
         let context = Arc::new(self.context());
         // Keys parked behind their own writes come back once a watch shows them.
         let resume_parked: source::AfterChange = match &context.writes {
@@ -333,12 +357,22 @@ where
             .map(|watch| watch.attach(self.queue.clone(), resume_parked.clone()))
             .collect();
         let synced = futures::future::join_all(self.watches.iter().map(|w| w.wait_for_sync()));
+        let Lifecycle {
+            synced: on_synced,
+            leading,
+            abort,
+        } = lifecycle;
         tokio::pin!(shutdown);
-        let synced = tokio::select! {
-            _ = synced => true,
+        let ready = async {
+            synced.await;
+            on_synced();
+            leading.await;
+        };
+        let ready = tokio::select! {
+            _ = ready => true,
             _ = &mut shutdown => false,
         };
-        if synced {
+        if ready {
             let engine = engine::Engine {
                 primary: self.primary.store().clone(),
                 reconciler: self.reconciler.clone(),
@@ -346,9 +380,13 @@ where
                 workers: self.workers,
                 metrics: self.metrics.clone(),
                 shutdown_timeout: self.shutdown_timeout,
-                context,
+                context: context.clone(),
             };
-            engine.run(shutdown).await;
+            tokio::select! {
+                _ = engine.run(shutdown) => {}
+                // Dropping the engine's future aborts its workers.
+                _ = abort => context.cancel.cancel(),
+            }
         }
         drop(attached);
         self.queue.shutdown();
@@ -372,6 +410,14 @@ where
             stores,
         }
     }
+}
+
+/// How a [`Manager`](crate::manager::Manager) runs a controller: told when its caches
+/// have synced, reconciling once `leading` completes, stopped at once by `abort`.
+pub(crate) struct Lifecycle {
+    pub(crate) synced: Box<dyn FnOnce() + Send>,
+    pub(crate) leading: futures::future::BoxFuture<'static, ()>,
+    pub(crate) abort: futures::future::BoxFuture<'static, ()>,
 }
 
 /// A running controller, from [`Controller::start`]. Dropping the handle leaves the

@@ -133,6 +133,7 @@ struct InformerId {
 pub struct InformerFactory {
     client: Client,
     informers: Arc<Mutex<HashMap<InformerId, Entry>>>,
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 struct Entry {
@@ -156,7 +157,20 @@ impl InformerFactory {
         Self {
             client,
             informers: Arc::default(),
+            metrics: None,
         }
+    }
+
+    /// Controllers built on this factory report to `metrics` unless their builder
+    /// names other metrics ([`Manager`](crate::manager::Manager) sets its own).
+    pub fn with_metrics(mut self, metrics: &crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics.clone());
+        self
+    }
+
+    /// The metrics controllers built on this factory report to by default.
+    pub fn metrics(&self) -> Option<&crate::metrics::Metrics> {
+        self.metrics.as_ref()
     }
 
     /// The client informers are created with.

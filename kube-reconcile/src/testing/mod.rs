@@ -65,6 +65,8 @@ use process::{Process, Watchdog, free_port, http_get, http_request, wait_until};
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 /// The Service ClusterIP range; pods get IPs from [`POD_CIDR`], which must not overlap.
 const SERVICE_CIDR: &str = "10.0.0.0/24";
+/// The audit log's file name in the control plane's folder.
+const AUDIT_LOG: &str = "audit.log";
 /// Pod IPs handed out by kwok.
 const POD_CIDR: &str = "10.244.0.0/16";
 
@@ -79,9 +81,19 @@ pub struct ControlPlaneBuilder {
     controller_manager_args: Vec<String>,
     scheduler_args: Vec<String>,
     crds: Vec<CustomResourceDefinition>,
+    audit_log: bool,
 }
 
 impl ControlPlaneBuilder {
+    /// Has kube-apiserver write an audit log of every request (metadata level, one JSON
+    /// event per line when the response is complete, written before it is sent) to
+    /// [`ControlPlane::audit_log_path`]: who sent which request when, e.g. to check that
+    /// two replicas never write in the same term.
+    pub fn audit_log(mut self) -> Self {
+        self.audit_log = true;
+        self
+    }
+
     /// Uses these binaries instead of [`Assets::locate`].
     pub fn assets(mut self, assets: Assets) -> Self {
         self.assets = Some(assets);
@@ -210,7 +222,18 @@ impl ControlPlane {
         let kubeconfig = root.join("kubeconfig");
         std::fs::write(&kubeconfig, pki::kubeconfig(&root, &server))
             .map_err(Error::io("write the kubeconfig"))?;
-        let apiserver_args = apiserver_args(&root, &etcd_endpoint, api_port);
+        let mut apiserver_args = apiserver_args(&root, &etcd_endpoint, api_port);
+        if options.audit_log {
+            let policy = root.join("audit-policy.yaml");
+            let rules = "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n";
+            std::fs::write(&policy, rules).map_err(Error::io("write the audit policy"))?;
+            apiserver_args.extend([
+                format!("--audit-policy-file={}", policy.display()),
+                format!("--audit-log-path={}", root.join(AUDIT_LOG).display()),
+                "--audit-log-format=json".to_string(),
+                "--audit-log-mode=blocking".to_string(),
+            ]);
+        }
         let control_plane = Self {
             processes: Mutex::new(vec![etcd]),
             _watchdog: watchdog,
@@ -428,6 +451,16 @@ impl ControlPlane {
             .iter()
             .find(|p| p.name == component)
             .map(Process::id)
+    }
+
+    /// The API server's audit log, if the builder asked for
+    /// [`audit_log`](ControlPlaneBuilder::audit_log).
+    pub fn audit_log_path(&self) -> Option<PathBuf> {
+        let path = self.dir.path().join(AUDIT_LOG);
+        self.apiserver_args
+            .iter()
+            .any(|a| a.starts_with("--audit-log-path="))
+            .then_some(path)
     }
 
     /// The log file of one component (`etcd`, `kube-apiserver`, `kube-scheduler`,
