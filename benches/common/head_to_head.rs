@@ -140,6 +140,8 @@ pub fn spawn_ours(
     std::process::Command::new(ours)
         .arg(format!("--kubeconfig={}", cp.kubeconfig_path().display()))
         .args(args)
+        // As the reference runs in these benches: alone, no leader election.
+        .args(["--leader-elect=false", "--health-address=127.0.0.1:0"])
         .arg(format!("--kube-api-qps={qps}"))
         .arg(format!("--kube-api-burst={burst}"))
         .env("RUST_LOG", "error")
