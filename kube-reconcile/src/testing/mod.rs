@@ -57,6 +57,7 @@ use tracing::{info, instrument::WithSubscriber, subscriber::NoSubscriber};
 pub use assets::{Assets, KUBERNETES_VERSION};
 pub use error::Error;
 pub use nodes::{FAKE_NODE_LABEL, MANUAL_NODE_NAME};
+pub use pki::LocalServingCertificate;
 pub use pods::{PodState, set_pod_state};
 use process::{Process, Watchdog, free_port, http_get, http_request, wait_until};
 
