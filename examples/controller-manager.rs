@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --example controller-manager                       # on a local control plane
 //! cargo run --example controller-manager -- --kubeconfig ~/.kube/config --controllers=deployment,replicaset
+//! cargo run --example controller-manager -- --print-rbac --controllers=replicaset   # its ClusterRole
 //! ```
 //!
 //! Without `--kubeconfig` it starts the local control plane (etcd, kube-apiserver,
@@ -92,6 +93,10 @@ struct Args {
     /// Where to serve /metrics, /healthz and /readyz (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:10257")]
     health_address: std::net::SocketAddr,
+    /// Print the ClusterRole the enabled controllers need (and the leader Lease) as
+    /// YAML, and exit.
+    #[arg(long)]
+    print_rbac: bool,
     /// Fake Nodes of the local control plane (ignored with --kubeconfig).
     #[arg(long, default_value_t = 3)]
     fake_nodes: usize,
@@ -126,12 +131,46 @@ async fn main() -> anyhow::Result<()> {
         identity.as_deref().unwrap_or("single")
     );
 
+    if args.print_rbac {
+        // Nothing is sent: the client only has to exist for the controllers to be built.
+        let offline = kube::Client::try_from(kube::Config::new("https://127.0.0.1:1".parse()?))?;
+        let manager = build_manager(&args, &enabled, offline, election, None).await?;
+        let role = manager
+            .permissions()
+            .cluster_role("kube-reconcile-controller-manager");
+        print!("{}", serde_saphyr::to_string(&role)?);
+        return Ok(());
+    }
     let (client, control_plane) =
         cluster::connect(args.kubeconfig.as_deref(), Some(&user_agent), || {
             ControlPlane::builder().fake_nodes(args.fake_nodes)
         })
         .await?;
-    let mut builder = Manager::builder(client).health_address(args.health_address);
+    let address = Some(args.health_address);
+    let manager = build_manager(&args, &enabled, client, election, address).await?;
+    println!("Controllers: {}.", enabled.join(", "));
+    if let Some(address) = manager.health_address() {
+        println!("Serving /metrics, /healthz and /readyz on http://{address}");
+    }
+    if let Some(identity) = &identity {
+        println!("Leader election as {identity}; reconciling once leading.");
+    }
+    // Losing the lease ends the process (non-zero), to be restarted as a candidate.
+    cluster::run(manager, control_plane, async { Ok(()) }).await
+}
+
+/// The manager with the enabled controllers, as the flags say.
+async fn build_manager(
+    args: &Args,
+    enabled: &[&str],
+    client: kube::Client,
+    election: Option<LeaderElection>,
+    health_address: Option<std::net::SocketAddr>,
+) -> anyhow::Result<Manager> {
+    let mut builder = Manager::builder(client);
+    if let Some(address) = health_address {
+        builder = builder.health_address(address);
+    }
     if args.kube_api_qps > 0.0 {
         // As in kube-controller-manager, the shared informers and each controller get a
         // client of their own, each with the --kube-api-qps/--kube-api-burst budget.
@@ -142,7 +181,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut manager = builder.build().await?;
     let (factory, scope) = (manager.factory().clone(), Scope::all());
-    for name in &enabled {
+    for name in enabled {
         let client = manager.controller_client();
         match *name {
             "deployment" => manager.add(controllers::deployment::controller(
@@ -175,15 +214,7 @@ async fn main() -> anyhow::Result<()> {
             other => unreachable!("{other} is in CONTROLLERS but not added"),
         }
     }
-    println!("Controllers: {}.", enabled.join(", "));
-    if let Some(address) = manager.health_address() {
-        println!("Serving /metrics, /healthz and /readyz on http://{address}");
-    }
-    if let Some(identity) = &identity {
-        println!("Leader election as {identity}; reconciling once leading.");
-    }
-    // Losing the lease ends the process (non-zero), to be restarted as a candidate.
-    cluster::run(manager, control_plane, async { Ok(()) }).await
+    Ok(manager)
 }
 
 /// Resolves `--controllers` (our names or kube-controller-manager's, `*` for all).

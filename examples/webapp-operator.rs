@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --example webapp-operator -- --print-crd       # the CRD as YAML, for kubectl apply -f -
+//! cargo run --example webapp-operator -- --print-rbac      # the ClusterRole it needs, as YAML
 //! cargo run --example webapp-operator                      # on a local control plane, with a sample WebApp
 //! cargo run --example webapp-operator -- --kubeconfig ~/.kube/config
 //! ```
@@ -34,6 +35,9 @@ struct Args {
     /// Print the WebApp CRD as YAML and exit.
     #[arg(long)]
     print_crd: bool,
+    /// Print the ClusterRole the operator needs as YAML and exit.
+    #[arg(long)]
+    print_rbac: bool,
     /// kubeconfig of the cluster to manage (the CRD must be installed); without it a
     /// local control plane is started with the CRD and a sample WebApp.
     #[arg(long)]
@@ -53,6 +57,14 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", WebApp::to_yaml());
         return Ok(());
     }
+    if args.print_rbac {
+        // Nothing is sent: the client only has to exist for the operator to be built.
+        let offline = Client::try_from(kube::Config::new("https://127.0.0.1:1".parse()?))?;
+        let manager = operator(offline, &args, None).await?;
+        let role = manager.permissions().cluster_role("webapp-operator");
+        print!("{}", serde_saphyr::to_string(&role)?);
+        return Ok(());
+    }
     cluster::init_tracing("info,kube=warn");
 
     let (client, control_plane) = cluster::connect(args.kubeconfig.as_deref(), None, || {
@@ -67,15 +79,7 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
 
-    let mut manager = Manager::builder(client.clone()).health_address(args.health_address);
-    if args.leader_elect {
-        manager = manager.leader_election(LeaderElection::new("default", "webapp-operator"));
-    }
-    let mut manager = manager.build().await?;
-    manager.add(webapp::operator::controller(
-        manager.factory(),
-        &Scope::all(),
-    ));
+    let manager = operator(client.clone(), &args, Some(args.health_address)).await?;
     if let Some(address) = manager.health_address() {
         println!("Serving /metrics, /healthz and /readyz on http://{address}");
     }
@@ -87,6 +91,27 @@ async fn main() -> anyhow::Result<()> {
         Ok(())
     })
     .await
+}
+
+/// The manager running the operator, as the flags say.
+async fn operator(
+    client: Client,
+    args: &Args,
+    health_address: Option<std::net::SocketAddr>,
+) -> anyhow::Result<Manager> {
+    let mut builder = Manager::builder(client);
+    if let Some(address) = health_address {
+        builder = builder.health_address(address);
+    }
+    if args.leader_elect {
+        builder = builder.leader_election(LeaderElection::new("default", "webapp-operator"));
+    }
+    let mut manager = builder.build().await?;
+    manager.add(webapp::operator::controller(
+        manager.factory(),
+        &Scope::all(),
+    ));
+    Ok(manager)
 }
 
 /// Creates a sample WebApp and prints its status until it is ready.

@@ -26,8 +26,12 @@ async fn a_copy_in_another_namespace_follows_its_source_and_goes_with_it() {
         cp.create_namespace(&client, "mirror-from").await.unwrap(),
         cp.create_namespace(&client, "mirror-to").await.unwrap(),
     );
-    let factory = InformerFactory::new(client.clone());
-    let controller = mirror::controller(&factory, &Scope::all()).start();
+    // The operator runs as a ServiceAccount allowed only its generated role.
+    let operator = support::impersonating(&cp, &from, "mirror").await;
+    let factory = InformerFactory::new(operator);
+    let controller = mirror::controller(&factory, &Scope::all());
+    support::grant(&client, &from, "mirror", controller.permissions()).await;
+    let controller = controller.start();
     let (sources, copies) = (
         Api::<ConfigMap>::namespaced(client.clone(), &from),
         Api::<ConfigMap>::namespaced(client.clone(), &to),

@@ -41,9 +41,13 @@ async fn a_web_app_gets_a_deployment_and_a_service_and_reports_ready_pods() {
     .await;
     let client = cp.client().await.unwrap();
     let ns = cp.create_namespace(&client, "webapp").await.unwrap();
-    let factory = InformerFactory::new(client.clone());
+    // The operator runs as a ServiceAccount allowed only its generated role.
+    let operator = support::impersonating(&cp, &ns, "webapp-operator").await;
+    let factory = InformerFactory::new(operator);
     let scope = Scope::all().namespace(&ns);
-    let controller = webapp::operator::controller(&factory, &scope).start();
+    let controller = webapp::operator::controller(&factory, &scope);
+    support::grant(&client, &ns, "webapp-operator", controller.permissions()).await;
+    let controller = controller.start();
 
     let apps = Api::<WebApp>::namespaced(client.clone(), &ns);
     let spec =

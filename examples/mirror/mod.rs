@@ -64,7 +64,11 @@ pub fn controller(factory: &InformerFactory, scope: &Scope) -> Controller<Config
     let tag = tag();
     let builder = Controller::<ConfigMap>::builder(NAME, factory, scope)
         .filter(|change| is_source(change.object()))
-        .watches::<ConfigMap>(scope, tag.mapper());
+        .watches::<ConfigMap>(scope, tag.mapper())
+        // The finalizer is a patch (re-reading its object before a cleanup); the copy is
+        // applied server-side (a patch that creates it the first time: create too);
+        // copies are deleted.
+        .needs::<ConfigMap>(&["get", "create", "patch", "delete"]);
     let config_maps = builder.store::<ConfigMap>().expect("the primary type");
     let index_tag = tag.clone();
     config_maps.add_index(COPIES_BY_SOURCE, move |cm: &ConfigMap| {

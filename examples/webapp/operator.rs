@@ -54,6 +54,10 @@ pub fn controller(factory: &InformerFactory, scope: &Scope) -> Controller<WebApp
     let builder = Controller::<WebApp>::builder(MANAGER, factory, scope)
         .owns::<Deployment>(scope)
         .owns::<Service>(scope)
+        // Server-side apply is a patch, and creates what does not exist yet.
+        .needs::<Deployment>(&["create", "patch"])
+        .needs::<Service>(&["create", "patch"])
+        .needs_subresource::<WebApp>("status", &["patch"])
         .workers(2);
     let deployments = builder.store::<Deployment>().expect("owned above");
     builder.build(WebAppOperator { deployments })

@@ -17,7 +17,8 @@
 //! - [`client`]: client-side request limits (QPS and burst, as client-go);
 //! - [`manager`]: many controllers in one process with one client, factory, metrics
 //!   registry and shutdown, `/metrics`, `/healthz` and `/readyz`, and [`leader`]
-//!   election on a Lease with fencing;
+//!   election on a Lease with fencing; [`rbac`]: the least ClusterRole a controller
+//!   or manager needs, from what it watches and declares it writes;
 //! - [`metrics`]: client-go's and controller-runtime's metric names on
 //!   prometheus-client;
 //! - helpers every real controller needs: [`expectations`], [`consistency`] (read
@@ -62,6 +63,7 @@ pub mod manager;
 pub mod metrics;
 pub mod ownership;
 pub mod queue;
+pub mod rbac;
 pub mod reconcile;
 pub mod selector;
 pub mod service_endpoints;

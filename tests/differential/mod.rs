@@ -704,12 +704,16 @@ where
         seen: Arc::default(),
     };
     let recorder = (kit == Kit::Deployment).then(|| env.record_sizes());
-    let factory = InformerFactory::new(client.clone());
     let running = match side {
         Side::Reference => Vec::new(),
         Side::Ours => {
             let scope = Scope::all().namespace(&ns);
-            let running = start_ours(kit, client, &factory, &scope);
+            // Ours run as a ServiceAccount allowed exactly what the controllers declare
+            // (their generated role): a permission they use but do not declare fails
+            // the scenario.
+            let as_controllers = support::impersonating(cp, &ns, "controllers").await;
+            let factory = InformerFactory::new(as_controllers.clone());
+            let running = start_ours(kit, &client, as_controllers, &factory, &scope, &ns).await;
             // kube-controller-manager's caches are long synced when a scenario starts;
             // give ours the same footing.
             factory.informer::<Pod>(&scope).wait_for_sync().await;
@@ -746,34 +750,69 @@ where
     snapshot
 }
 
-/// Starts the kit's controllers of ours, scoped to the scenario's namespace.
-fn start_ours(
+/// Starts the kit's controllers of ours, scoped to the scenario's namespace, once their
+/// generated role is granted to the ServiceAccount `client` acts as.
+async fn start_ours(
     kit: Kit,
+    admin: &Client,
     client: Client,
     factory: &InformerFactory,
     scope: &Scope,
+    ns: &str,
 ) -> Vec<kube_reconcile::controller::ControllerHandle> {
-    let replica_sets =
-        || controllers::replicaset::controller(client.clone(), factory, scope, 5).start();
-    match kit {
-        Kit::ReplicaSet => vec![replica_sets()],
-        Kit::Deployment => vec![
-            replica_sets(),
-            controllers::deployment::controller(client.clone(), factory, scope, 5).start(),
-        ],
-        Kit::ServiceEndpoints => vec![
-            controllers::endpointslice::controller(
-                client.clone(),
-                factory,
-                scope,
-                5,
-                controllers::endpointslice::MAX_ENDPOINTS_PER_SLICE,
-                Duration::ZERO,
-            )
-            .start(),
-            controllers::endpoints::controller(client.clone(), factory, scope, 5, Duration::ZERO)
-                .start(),
-        ],
+    let mut ours = Ours::default();
+    if matches!(kit, Kit::ReplicaSet | Kit::Deployment) {
+        ours.add(controllers::replicaset::controller(
+            client.clone(),
+            factory,
+            scope,
+            5,
+        ));
+    }
+    if kit == Kit::Deployment {
+        ours.add(controllers::deployment::controller(
+            client.clone(),
+            factory,
+            scope,
+            5,
+        ));
+    }
+    if kit == Kit::ServiceEndpoints {
+        ours.add(controllers::endpointslice::controller(
+            client.clone(),
+            factory,
+            scope,
+            5,
+            controllers::endpointslice::MAX_ENDPOINTS_PER_SLICE,
+            Duration::ZERO,
+        ));
+        ours.add(controllers::endpoints::controller(
+            client.clone(),
+            factory,
+            scope,
+            5,
+            Duration::ZERO,
+        ));
+    }
+    support::grant(admin, ns, "controllers", &ours.permissions).await;
+    ours.starts.into_iter().map(|start| start()).collect()
+}
+
+/// Controllers built but not started, and what they need to be allowed.
+#[derive(Default)]
+struct Ours {
+    permissions: kube_reconcile::rbac::Permissions,
+    starts: Vec<Box<dyn FnOnce() -> kube_reconcile::controller::ControllerHandle>>,
+}
+
+impl Ours {
+    fn add<K, R>(&mut self, controller: kube_reconcile::controller::Controller<K, R>)
+    where
+        K: kube_reconcile::informer::Watchable,
+        R: kube_reconcile::reconcile::Reconcile<K>,
+    {
+        self.permissions.merge(controller.permissions());
+        self.starts.push(Box::new(move || controller.start()));
     }
 }
 

@@ -101,3 +101,73 @@ pub async fn eventually_async(what: &str, mut check: impl AsyncFnMut() -> bool) 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A client acting as ServiceAccount `namespace/name` (impersonated by the control
+/// plane's admin), with no permissions until [`grant`] gives some.
+pub async fn impersonating(cp: &ControlPlane, namespace: &str, name: &str) -> kube::Client {
+    let mut config = cp.config().await.unwrap();
+    config.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{name}"));
+    kube::Client::try_from(config).unwrap()
+}
+
+/// Grants ServiceAccount `namespace/name` exactly `permissions` (a ClusterRole and a
+/// ClusterRoleBinding named `<namespace>-<name>`, created with `admin`), and waits
+/// until the API server's authorizer allows the first of them.
+pub async fn grant(
+    admin: &kube::Client,
+    namespace: &str,
+    name: &str,
+    permissions: &kube_reconcile::rbac::Permissions,
+) {
+    use k8s_openapi::api::{
+        authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec},
+        rbac::v1::ClusterRoleBinding,
+    };
+    let role_name = format!("{namespace}-{name}");
+    let role = permissions.cluster_role(&role_name);
+    let post = kube::api::PostParams::default();
+    Api::<k8s_openapi::api::rbac::v1::ClusterRole>::all(admin.clone())
+        .create(&post, &role)
+        .await
+        .unwrap();
+    let binding: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": role_name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+    }))
+    .unwrap();
+    Api::<ClusterRoleBinding>::all(admin.clone())
+        .create(&post, &binding)
+        .await
+        .unwrap();
+    let Some(rule) = role.rules.as_ref().and_then(|r| r.first()) else {
+        return;
+    };
+    let first = rule.resources.as_ref().and_then(|r| r.first());
+    let (resource, subresource) = match first.map(|r| r.split_once('/')) {
+        Some(Some((resource, sub))) => (Some(resource), Some(sub)),
+        _ => (first.map(String::as_str), None),
+    };
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(format!("system:serviceaccount:{namespace}:{name}")),
+            groups: Some(vec![format!("system:serviceaccounts:{namespace}")]),
+            resource_attributes: Some(ResourceAttributes {
+                group: rule.api_groups.as_ref().and_then(|g| g.first().cloned()),
+                resource: resource.map(str::to_string),
+                subresource: subresource.map(str::to_string),
+                verb: rule.verbs.first().cloned(),
+                namespace: Some(namespace.to_string()),
+                ..ResourceAttributes::default()
+            }),
+            ..SubjectAccessReviewSpec::default()
+        },
+        ..SubjectAccessReview::default()
+    };
+    let reviews = Api::<SubjectAccessReview>::all(admin.clone());
+    eventually_async("the granted role to take effect", async || {
+        let answer = reviews.create(&post, &review).await.unwrap();
+        answer.status.is_some_and(|s| s.allowed)
+    })
+    .await;
+}

@@ -191,6 +191,12 @@ pub fn controller(
     builder
         .workers(workers)
         .rate_limiter(kube_reconcile::queue::client_go_default())
+        // ReplicaSets: created (read back if the name is taken), scaled and annotated,
+        // deleted by the history limit, patched to adopt or release; the Deployment: its
+        // rollback annotation cleared.
+        .needs::<ReplicaSet>(&["get", "create", "update", "delete", "patch"])
+        .needs::<Deployment>(&["get", "update"]) // get: claiming re-reads the owner
+        .needs_subresource::<Deployment>("status", &["update"])
         .build(DeploymentController {
             client,
             replica_sets,

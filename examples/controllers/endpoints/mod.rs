@@ -98,6 +98,7 @@ pub fn controller(
     builder
         .workers(workers)
         .rate_limiter(kube_reconcile::queue::client_go_default())
+        .needs::<Endpoints>(&["create", "update", "delete"])
         .build(EndpointsController {
             client,
             pods,

@@ -183,6 +183,7 @@ pub fn controller(
     builder
         .workers(workers)
         .rate_limiter(kube_reconcile::queue::client_go_default())
+        .needs::<EndpointSlice>(&["create", "update", "delete"])
         .build(EndpointSliceController {
             client,
             pods,

@@ -131,6 +131,11 @@ pub fn controller(
     builder
         .workers(workers)
         .rate_limiter(kube_reconcile::queue::client_go_default())
+        // Pods are created, deleted, and patched to adopt or release them; claiming
+        // re-reads the ReplicaSet first.
+        .needs::<Pod>(&["create", "delete", "patch"])
+        .needs::<ReplicaSet>(&["get"])
+        .needs_subresource::<ReplicaSet>("status", &["patch"])
         .build(ReplicaSetController {
             client,
             replica_sets,

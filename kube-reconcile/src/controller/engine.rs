@@ -246,6 +246,14 @@ where
                             "reconcile hit a write conflict; retrying with backoff"
                         )
                     }
+                    // The role lacks a permission: the API server's message names it.
+                    OnError::Backoff if forbidden(error).is_some() => {
+                        error!(
+                            forbidden = forbidden(error).unwrap_or_default(),
+                            "reconcile refused by RBAC: the controller's role lacks this \
+                             permission (see Controller::permissions); retrying with backoff"
+                        )
+                    }
                     OnError::Backoff => warn!(error, "reconcile failed; retrying with backoff"),
                     OnError::RetryAfter(delay) => {
                         warn!(error, ?delay, "reconcile failed; retrying after a delay")
@@ -305,19 +313,29 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
     }
 }
 
-/// Whether `error` or one of its sources is the API server's 409 Conflict.
-fn is_conflict(error: &(dyn std::error::Error + 'static)) -> bool {
+/// The API server's answer in `error` or one of its sources, if any.
+fn api_status<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a kube::core::Status> {
     let mut current = Some(error);
     while let Some(e) = current {
-        if let Some(kube::Error::Api(status)) = e.downcast_ref::<kube::Error>()
-            && status.code == 409
-            && status.reason == "Conflict"
-        {
-            return true;
+        if let Some(kube::Error::Api(status)) = e.downcast_ref::<kube::Error>() {
+            return Some(status);
         }
         current = e.source();
     }
-    false
+    None
+}
+
+/// Whether `error` or one of its sources is the API server's 409 Conflict.
+fn is_conflict(error: &(dyn std::error::Error + 'static)) -> bool {
+    api_status(error).is_some_and(|s| s.code == 409 && s.reason == "Conflict")
+}
+
+/// The API server's message if `error` is its 403 Forbidden (it names the user, verb,
+/// resource and namespace).
+fn forbidden<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a str> {
+    api_status(error)
+        .filter(|s| s.code == 403)
+        .map(|s| s.message.as_str())
 }
 
 #[cfg(test)]
@@ -340,5 +358,16 @@ mod conflict_tests {
         assert!(is_conflict(&Wrapped(api(409, "Conflict"))));
         assert!(!is_conflict(&Wrapped(api(409, "AlreadyExists"))));
         assert!(!is_conflict(&Wrapped(api(500, "InternalError"))));
+    }
+
+    #[test]
+    fn a_forbidden_answer_is_found_with_its_message() {
+        let denied = kube::Error::Api(Box::new(
+            Status::failure("cannot delete resource \"pods\"", "Forbidden").with_code(403),
+        ));
+        assert_eq!(
+            super::forbidden(&Wrapped(denied)),
+            Some("cannot delete resource \"pods\"")
+        );
     }
 }

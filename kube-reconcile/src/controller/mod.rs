@@ -67,6 +67,7 @@ use crate::{
     informer::{Change, Informer, InformerFactory, Watchable},
     metrics::Metrics,
     queue::{QueueMetricsProvider, RateLimiter, WorkQueue},
+    rbac::{self, Permissions},
     reconcile::Reconcile,
     store::Store,
 };
@@ -89,6 +90,7 @@ pub struct ControllerBuilder<K> {
     metrics: Option<Metrics>,
     shutdown_timeout: Duration,
     read_your_writes: bool,
+    permissions: Permissions,
 }
 
 impl<K> Debug for ControllerBuilder<K> {
@@ -137,6 +139,7 @@ where
     {
         let watch = source.into().resolve(&self.factory, Arc::new(mapper));
         self.watches.push(Box::new(watch));
+        self.permissions.allow::<W>(rbac::WATCH);
         self
     }
 
@@ -206,6 +209,27 @@ where
         self
     }
 
+    /// Declares that the reconciler uses `verbs` on `W` (`get`, `create`, `update`,
+    /// `patch`, `delete`, ...), for the controller's generated
+    /// [`permissions`](Controller::permissions). Watching needs no declaration.
+    /// Caveats: server-side apply needs `create` as well as `patch` (it creates what
+    /// does not exist); [`claim`](crate::ownership) re-reads the owner (`get` on `K`).
+    pub fn needs<W: kube::Resource<DynamicType = ()>>(mut self, verbs: &[&str]) -> Self {
+        self.permissions.allow::<W>(verbs);
+        self
+    }
+
+    /// Declares that the reconciler uses `verbs` on a subresource of `W` (`status`,
+    /// `scale`).
+    pub fn needs_subresource<W: kube::Resource<DynamicType = ()>>(
+        mut self,
+        subresource: &str,
+        verbs: &[&str],
+    ) -> Self {
+        self.permissions.allow_subresource::<W>(subresource, verbs);
+        self
+    }
+
     /// Builds the controller around `reconciler`.
     pub fn build<R: Reconcile<K>>(self, reconciler: R) -> Controller<K, R> {
         let mut queue = WorkQueue::builder(self.name.clone());
@@ -230,6 +254,7 @@ where
             metrics: self.metrics,
             shutdown_timeout: self.shutdown_timeout,
             read_your_writes: self.read_your_writes,
+            permissions: self.permissions,
         }
     }
 }
@@ -248,6 +273,7 @@ pub struct Controller<K, R = ()> {
     metrics: Option<Metrics>,
     shutdown_timeout: Duration,
     read_your_writes: bool,
+    permissions: Permissions,
 }
 
 impl<K, R> Debug for Controller<K, R> {
@@ -283,6 +309,14 @@ where
             metrics: factory.metrics().cloned(),
             shutdown_timeout: Duration::from_secs(30),
             read_your_writes: true,
+            permissions: {
+                let mut permissions = Permissions::new();
+                permissions.allow::<K>(rbac::WATCH);
+                // Every controller records events (core/v1: created, then patched as
+                // they repeat).
+                permissions.allow::<k8s_openapi::api::core::v1::Event>(&["create", "patch"]);
+                permissions
+            },
         }
     }
 }
@@ -295,6 +329,13 @@ where
     /// The controller's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// What the controller needs to be allowed: `list` and `watch` on every type it
+    /// watches, what its builder declared it [`needs`](ControllerBuilder::needs),
+    /// and events.
+    pub fn permissions(&self) -> &Permissions {
+        &self.permissions
     }
 
     /// The controller's work queue, e.g. to enqueue a key by hand.

@@ -57,6 +57,7 @@ use crate::{
     informer::{InformerFactory, Watchable},
     leader::{Elector, Fence, LeaderElection, LeaderElectionError, Leadership, LostLeadership},
     metrics::Metrics,
+    rbac::Permissions,
     reconcile::Reconcile,
 };
 
@@ -154,6 +155,7 @@ impl ManagerBuilder {
             elector,
             listener,
             controllers: Vec::new(),
+            permissions: Permissions::new(),
         })
     }
 }
@@ -171,6 +173,7 @@ pub struct Manager {
     elector: Option<Elector>,
     listener: Option<TcpListener>,
     controllers: Vec<(String, RunController)>,
+    permissions: Permissions,
 }
 
 impl std::fmt::Debug for Manager {
@@ -231,6 +234,19 @@ impl Manager {
         self.listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// What this process needs to be allowed: every controller's
+    /// [`permissions`](Controller::permissions), and with leader election its Lease
+    /// (read, watched by standbys, created and updated). `cluster_role` it for
+    /// `--print-rbac`.
+    pub fn permissions(&self) -> Permissions {
+        let mut permissions = self.permissions.clone();
+        if self.elector.is_some() {
+            let lease = &["get", "list", "watch", "create", "update"];
+            permissions.allow::<k8s_openapi::api::coordination::v1::Lease>(lease);
+        }
+        permissions
+    }
+
     /// Adds a controller, to run with the others.
     pub fn add<K, R>(&mut self, controller: Controller<K, R>)
     where
@@ -238,6 +254,7 @@ impl Manager {
         R: Reconcile<K>,
     {
         let name = controller.name().to_string();
+        self.permissions.merge(controller.permissions());
         let run: RunController = Box::new(move |lifecycle, stop| {
             Box::pin(async move { controller.run_with(lifecycle, stop.cancelled_owned()).await })
         });
