@@ -78,11 +78,7 @@ pub fn controller(
 ) -> Controller<Service, EndpointsController> {
     let builder = Controller::<Service>::builder(NAME, factory, scope);
     let services = builder.store::<Service>().expect("the primary type");
-    service_endpoints::index_by_selector(&services);
-    let on_pod = {
-        let services = services.clone();
-        move |change: &Change<Pod>| service_endpoints::services_for_pod(&services, change)
-    };
+    let on_pod = service_endpoints::pod_mapper(&services);
     let pods = Source::new(scope).delay(batch_period);
     let builder = builder.watches::<Pod>(pods, on_pod).watches::<Endpoints>(
         scope,

@@ -150,11 +150,7 @@ pub fn controller(
 ) -> Controller<Service, EndpointSliceController> {
     let builder = Controller::<Service>::builder(NAME, factory, scope);
     let services = builder.store::<Service>().expect("the primary type");
-    service_endpoints::index_by_selector(&services);
-    let on_pod = {
-        let services = services.clone();
-        move |change: &Change<Pod>| service_endpoints::services_for_pod(&services, change)
-    };
+    let on_pod = service_endpoints::pod_mapper(&services);
     let own_writes = Arc::new(OwnWrites::default());
     let slice_changes = {
         let own_writes = own_writes.clone();

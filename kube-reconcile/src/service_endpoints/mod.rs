@@ -58,6 +58,16 @@ pub fn selects(service: &Service, pod: &Pod) -> bool {
     }
 }
 
+/// Indexes `services` by selector and returns the pod mapper over them, for a
+/// controller keyed by Service: `builder.watches::<Pod>(scope, pod_mapper(&services))`.
+pub fn pod_mapper(
+    services: &Store<Service>,
+) -> impl Fn(&Change<Pod>) -> Vec<ObjectKey> + Send + Sync + 'static {
+    index_by_selector(services);
+    let services = services.clone();
+    move |change| services_for_pod(&services, change)
+}
+
 /// A pod mapper: the Services whose selector selects the pod before or after the
 /// change (old and new labels both count, so a Service the pod leaves resyncs too).
 /// Needs [`index_by_selector`] on `services`.
