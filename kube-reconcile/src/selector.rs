@@ -181,6 +181,9 @@ impl fmt::Display for Selector {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

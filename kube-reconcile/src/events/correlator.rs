@@ -285,6 +285,9 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use k8s_openapi::api::core::v1::{EventSource, ObjectReference};
 

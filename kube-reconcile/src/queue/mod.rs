@@ -475,4 +475,6 @@ async fn unfinished_work_reporter<K: QueueKey>(inner: Weak<Inner<K>>) {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

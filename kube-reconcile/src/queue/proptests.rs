@@ -1,0 +1,312 @@
+//! Model-based property tests: random operation sequences run against the queue and
+//! against a plain model of client-go's dirty/processing/waiting sets, on tokio's
+//! paused clock so delays cost nothing and land on exact instants.
+
+use std::{
+    collections::{BTreeSet, HashMap, HashSet, VecDeque},
+    time::Duration,
+};
+
+use proptest::prelude::*;
+use tokio::time::Instant;
+
+use super::*;
+
+const KEYS: &[&str] = &["a", "b", "c", "d"];
+const BACKOFF_BASE: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(16);
+
+#[derive(Debug, Clone)]
+enum Op {
+    Add(&'static str),
+    AddAfter(&'static str, Duration),
+    AddRateLimited(&'static str),
+    Forget(&'static str),
+    /// `get` that must not block.
+    Get,
+    /// `get` bounded by a timeout; the 1 ms keeps its deadline off every due time.
+    GetWait(Duration),
+    /// `done` of a key, processing or not.
+    Done(&'static str),
+    /// `done` of the n-th key currently held by the test, so done usually matters.
+    DoneHeld(usize),
+    Advance(Duration),
+    Shutdown,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let key = || prop::sample::select(KEYS);
+    let secs = |max: u64| (0..=max).prop_map(Duration::from_secs);
+    prop_oneof![
+        6 => key().prop_map(Op::Add),
+        3 => (key(), secs(10)).prop_map(|(k, d)| Op::AddAfter(k, d)),
+        2 => key().prop_map(Op::AddRateLimited),
+        1 => key().prop_map(Op::Forget),
+        5 => Just(Op::Get),
+        2 => secs(20).prop_map(|d| Op::GetWait(d + Duration::from_millis(1))),
+        1 => key().prop_map(Op::Done),
+        5 => any::<usize>().prop_map(Op::DoneHeld),
+        2 => secs(12).prop_map(Op::Advance),
+        // Rare, so most sequences exercise the running queue.
+        1 => prop::bool::weighted(0.15).prop_map(|stop| if stop { Op::Shutdown } else { Op::Get }),
+    ]
+}
+
+/// client-go's workqueue semantics, written out plainly.
+#[derive(Default, Debug)]
+struct Model {
+    queue: VecDeque<&'static str>,
+    dirty: HashSet<&'static str>,
+    processing: HashSet<&'static str>,
+    /// Delayed adds: due time and insertion order (ties go in insertion order).
+    waiting: HashMap<&'static str, (Duration, u64)>,
+    sequence: u64,
+    failures: HashMap<&'static str, u32>,
+    shutting_down: bool,
+    /// Time since the start.
+    now: Duration,
+}
+
+impl Model {
+    fn add(&mut self, key: &'static str) {
+        if self.shutting_down || !self.dirty.insert(key) {
+            return;
+        }
+        if !self.processing.contains(key) {
+            self.queue.push_back(key);
+        }
+    }
+
+    fn add_after(&mut self, key: &'static str, delay: Duration) {
+        if self.shutting_down {
+            return;
+        }
+        if delay.is_zero() {
+            return self.add(key);
+        }
+        let due = self.now + delay;
+        if self.waiting.get(key).is_some_and(|(d, _)| *d <= due) {
+            return;
+        }
+        self.sequence += 1;
+        self.waiting.insert(key, (due, self.sequence));
+    }
+
+    fn add_rate_limited(&mut self, key: &'static str) {
+        let failures = self.failures.entry(key).or_default();
+        let delay = BACKOFF_BASE
+            .checked_mul(1 << (*failures).min(20))
+            .unwrap()
+            .min(BACKOFF_MAX);
+        *failures += 1;
+        self.add_after(key, delay);
+    }
+
+    /// Moves due delayed keys into the queue, earliest first.
+    fn promote(&mut self) {
+        let mut due: Vec<_> = self
+            .waiting
+            .iter()
+            .filter(|(_, (d, _))| *d <= self.now)
+            .map(|(k, (d, s))| (*d, *s, *k))
+            .collect();
+        due.sort();
+        for (_, _, key) in due {
+            self.waiting.remove(key);
+            self.add(key);
+        }
+    }
+
+    fn take(&mut self) -> Option<&'static str> {
+        if !self.shutting_down {
+            self.promote();
+        }
+        let key = self.queue.pop_front()?;
+        self.dirty.remove(key);
+        self.processing.insert(key);
+        Some(key)
+    }
+
+    /// `get` bounded by `limit`: sleeps from one due time to the next until a key is
+    /// ready (a due key that is processing is only marked dirty) or the limit passes.
+    fn take_within(&mut self, limit: Duration) -> Option<&'static str> {
+        let deadline = self.now + limit;
+        loop {
+            if let Some(key) = self.take() {
+                return Some(key);
+            }
+            if self.shutting_down {
+                return None;
+            }
+            match self.waiting.values().map(|(d, _)| *d).min() {
+                Some(due) if due <= deadline => self.now = due,
+                _ => {
+                    self.now = deadline;
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn done(&mut self, key: &'static str) {
+        if self.processing.remove(key) && self.dirty.contains(key) {
+            self.queue.push_back(key);
+        }
+    }
+
+    fn shutdown(&mut self) {
+        self.shutting_down = true;
+        self.waiting.clear();
+    }
+}
+
+/// Model-free bookkeeping: who holds which key, and which adds still owe a delivery.
+#[derive(Default)]
+struct Ledger {
+    held: BTreeSet<&'static str>,
+    /// (step of the add, key, whether it was immediate).
+    owed: Vec<(usize, &'static str, bool)>,
+}
+
+impl Ledger {
+    fn handed_out(&mut self, key: &'static str) -> Result<(), TestCaseError> {
+        prop_assert!(
+            self.held.insert(key),
+            "{key} handed out while still processing"
+        );
+        // A delivery settles every add made before it: the add was merged into it.
+        self.owed.retain(|(_, k, _)| *k != key);
+        Ok(())
+    }
+}
+
+async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let queue = WorkQueue::builder("proptest")
+        .rate_limiter(ItemExponentialBackoff::new(BACKOFF_BASE, BACKOFF_MAX))
+        .build();
+    let start = Instant::now();
+    let mut model = Model::default();
+    let mut ledger = Ledger::default();
+
+    for (step, op) in ops.into_iter().enumerate() {
+        let accepting = !model.shutting_down;
+        match op {
+            Op::Add(k) => {
+                queue.add(k);
+                model.add(k);
+            }
+            Op::AddAfter(k, d) => {
+                queue.add_after(k, d);
+                model.add_after(k, d);
+            }
+            Op::AddRateLimited(k) => {
+                queue.add_rate_limited(k);
+                model.add_rate_limited(k);
+            }
+            Op::Forget(k) => {
+                queue.forget(&k);
+                model.failures.remove(k);
+            }
+            Op::Get | Op::GetWait(_) => {
+                let limit = match op {
+                    Op::GetWait(d) => d,
+                    _ => Duration::ZERO,
+                };
+                let got = tokio::time::timeout(limit, queue.get())
+                    .await
+                    .ok()
+                    .flatten();
+                let expected = model.take_within(limit);
+                prop_assert_eq!(got, expected, "get after {:?}", start.elapsed());
+                if let Some(k) = got {
+                    ledger.handed_out(k)?;
+                }
+            }
+            Op::Done(k) => {
+                queue.done(&k);
+                model.done(k);
+                ledger.held.remove(k);
+            }
+            Op::DoneHeld(n) => {
+                if let Some(&k) = ledger.held.iter().nth(n % ledger.held.len().max(1)) {
+                    queue.done(&k);
+                    model.done(k);
+                    ledger.held.remove(k);
+                }
+            }
+            Op::Advance(d) => {
+                tokio::time::advance(d).await;
+                model.now += d;
+            }
+            Op::Shutdown => {
+                queue.shutdown();
+                model.shutdown();
+            }
+        }
+        if let Op::Add(k) | Op::AddAfter(k, _) | Op::AddRateLimited(k) = op
+            && accepting
+        {
+            let immediate = matches!(op, Op::Add(_) | Op::AddAfter(_, Duration::ZERO));
+            ledger.owed.push((step, k, immediate));
+        }
+        prop_assert_eq!(start.elapsed(), model.now, "the clock after {:?}", op);
+        prop_assert_eq!(queue.len(), model.queue.len(), "len after {:?}", op);
+        prop_assert!(queue.len() <= KEYS.len(), "a key counted twice");
+        prop_assert_eq!(queue.is_shutting_down(), model.shutting_down);
+        for k in KEYS {
+            prop_assert_eq!(
+                queue.num_requeues(k),
+                model.failures.get(k).copied().unwrap_or(0)
+            );
+        }
+    }
+
+    // Finish: workers finish what they hold and keep taking until nothing more comes.
+    for k in std::mem::take(&mut ledger.held) {
+        queue.done(&k);
+        model.done(k);
+    }
+    let limit = Duration::from_secs(3600);
+    loop {
+        let got = tokio::time::timeout(limit, queue.get())
+            .await
+            .ok()
+            .flatten();
+        prop_assert_eq!(got, model.take_within(limit));
+        let Some(k) = got else { break };
+        ledger.handed_out(k)?;
+        queue.done(&k);
+        model.done(k);
+        ledger.held.remove(k);
+    }
+    if model.shutting_down {
+        // Delayed keys are dropped at shutdown by design; plain adds are not.
+        ledger.owed.retain(|(_, _, immediate)| *immediate);
+        prop_assert_eq!(
+            start.elapsed(),
+            model.now,
+            "a shut down queue returns at once"
+        );
+    }
+    prop_assert!(
+        ledger.owed.is_empty(),
+        "adds never delivered: {:?}",
+        ledger.owed
+    );
+    prop_assert!(queue.is_empty());
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn matches_the_model_and_loses_nothing(ops in prop::collection::vec(op(), 1..80)) {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap()
+            .block_on(run(ops))?;
+    }
+}
