@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the local control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kwok) from the pinned Go modules beside this script.
+# kube-scheduler, kwok, toxiproxy) from the pinned Go modules beside this script.
 #
 #   tests/controlplane/build.sh [OUT_DIR]     (default: target/control-plane/v1.37.2)
 #
@@ -26,7 +26,7 @@ fi
 
 stamp=$(cd "$here" && cat build.sh */go.mod */go.sum | sha256sum | cut -c1-16)
 cache=${KUBE_RECONCILE_BUILD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kube-reconcile/control-plane}/$stamp
-binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok toxiproxy)
 
 exec 9>"$out.lock"
 flock 9
@@ -61,6 +61,8 @@ build kubernetes kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$version_f
 build kubernetes kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$version_flags"
 build kubernetes kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$version_flags"
 build kwok kwok sigs.k8s.io/kwok/cmd/kwok
+# The reliability suite's fault-injecting TCP proxy.
+build toxiproxy toxiproxy github.com/Shopify/toxiproxy/v2/cmd/server
 
 # kwok does nothing without Stage objects; ship the "fast" stages of its own module.
 step "copying kwok's fast stages"

@@ -32,6 +32,7 @@
 mod assets;
 mod crds;
 mod error;
+mod fault_proxy;
 mod nodes;
 mod pki;
 mod pods;
@@ -56,6 +57,7 @@ use tracing::{info, instrument::WithSubscriber, subscriber::NoSubscriber};
 
 pub use assets::{Assets, KUBERNETES_VERSION};
 pub use error::Error;
+pub use fault_proxy::FaultProxy;
 pub use nodes::{FAKE_NODE_LABEL, MANUAL_NODE_NAME};
 pub use pki::LocalServingCertificate;
 pub use pods::{PodState, set_pod_state};
@@ -83,6 +85,8 @@ pub struct ControlPlaneBuilder {
     scheduler_args: Vec<String>,
     crds: Vec<CustomResourceDefinition>,
     audit_log: bool,
+    fault_proxy: bool,
+    apiserver_args: Vec<String>,
 }
 
 impl ControlPlaneBuilder {
@@ -92,6 +96,25 @@ impl ControlPlaneBuilder {
     /// two replicas never write in the same term.
     pub fn audit_log(mut self) -> Self {
         self.audit_log = true;
+        self
+    }
+
+    /// Starts a fault-injecting proxy (toxiproxy) in front of kube-apiserver, reached
+    /// through [`ControlPlane::fault_proxy`]: clients made from it can have their
+    /// connections cut, blackholed or slowed while the test's own client is untouched.
+    pub fn fault_proxy(mut self) -> Self {
+        self.fault_proxy = true;
+        self
+    }
+
+    /// Extra flags for kube-apiserver (later flags win), e.g.
+    /// `--max-requests-inflight=1` to make it shed load with 429s.
+    pub fn kube_apiserver_args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.apiserver_args.extend(args.into_iter().map(Into::into));
         self
     }
 
@@ -183,6 +206,7 @@ pub struct ControlPlane {
     etcd_port: u16,
     kubeconfig: PathBuf,
     fake_nodes: Vec<String>,
+    fault_proxy: Option<FaultProxy>,
     dir: tempfile::TempDir,
 }
 
@@ -224,6 +248,7 @@ impl ControlPlane {
         std::fs::write(&kubeconfig, pki::kubeconfig(&root, &server))
             .map_err(Error::io("write the kubeconfig"))?;
         let mut apiserver_args = apiserver_args(&root, &etcd_endpoint, api_port);
+        apiserver_args.extend(options.apiserver_args.iter().cloned());
         if options.audit_log {
             let policy = root.join("audit-policy.yaml");
             let rules = "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n";
@@ -246,6 +271,7 @@ impl ControlPlane {
             etcd_port: client_port,
             kubeconfig,
             fake_nodes: Vec::new(),
+            fault_proxy: None,
             dir,
         };
         control_plane.start_apiserver().await?;
@@ -255,6 +281,9 @@ impl ControlPlane {
     /// Starts what the builder asked for beyond etcd and kube-apiserver.
     async fn start_extras(mut self, options: ControlPlaneBuilder) -> Result<Self, Error> {
         let client = self.client().await?;
+        if options.fault_proxy {
+            self.fault_proxy = Some(self.start_fault_proxy().await?);
+        }
         if options.manual_node {
             nodes::create_manual_node(&client).await?;
         }
@@ -290,6 +319,28 @@ impl ControlPlane {
             crds::install(&client, &options.crds, READY_TIMEOUT).await?;
         }
         Ok(self)
+    }
+
+    async fn start_fault_proxy(&self) -> Result<FaultProxy, Error> {
+        let (api_port, listen_port) = (free_port()?, free_port()?);
+        let mut toxiproxy = Process::spawn(
+            self.dir.path(),
+            "toxiproxy",
+            &self.assets.binary("toxiproxy")?,
+            &fault_proxy::args(api_port),
+        )?;
+        let took = wait_until(
+            &mut toxiproxy,
+            "toxiproxy /version",
+            READY_TIMEOUT,
+            || async move { http_get(api_port, "/version").await.is_some() },
+        )
+        .await?;
+        self.lock_processes().push(toxiproxy);
+        let proxy =
+            FaultProxy::create(self.dir.path(), api_port, listen_port, self.apiserver_port).await?;
+        info!(?took, server = proxy.server_url(), "fault proxy is ready");
+        Ok(proxy)
     }
 
     fn spawn(&self, name: &str, args: &[String]) -> Result<(), Error> {
@@ -345,17 +396,36 @@ impl ControlPlane {
         self.restart_apiserver_after(Duration::ZERO).await
     }
 
+    /// Kills kube-apiserver with SIGKILL — no graceful shutdown: connections drop
+    /// mid-response and in-flight writes may or may not have reached etcd — and starts
+    /// it again, waiting until it is ready.
+    pub async fn crash_apiserver(&self) -> Result<(), Error> {
+        let mut old = self.take_apiserver()?;
+        tokio::task::spawn_blocking(move || old.kill())
+            .await
+            .map_err(|e| Error::Task(e.to_string()))?;
+        self.start_apiserver().await
+    }
+
+    /// The fault proxy in front of kube-apiserver, if the builder asked for
+    /// [`fault_proxy`](ControlPlaneBuilder::fault_proxy).
+    pub fn fault_proxy(&self) -> Option<&FaultProxy> {
+        self.fault_proxy.as_ref()
+    }
+
+    fn take_apiserver(&self) -> Result<Process, Error> {
+        let mut processes = self.lock_processes();
+        let index = processes
+            .iter()
+            .position(|p| p.name == "kube-apiserver")
+            .ok_or_else(|| Error::Task("kube-apiserver is not running".into()))?;
+        Ok(processes.remove(index))
+    }
+
     /// Like [`restart_apiserver`](Self::restart_apiserver), leaving the API server down
     /// for `downtime` (clients back off meanwhile).
     pub async fn restart_apiserver_after(&self, downtime: Duration) -> Result<(), Error> {
-        let old = {
-            let mut processes = self.lock_processes();
-            let index = processes
-                .iter()
-                .position(|p| p.name == "kube-apiserver")
-                .ok_or_else(|| Error::Task("kube-apiserver is not running".into()))?;
-            processes.remove(index)
-        };
+        let old = self.take_apiserver()?;
         tokio::task::spawn_blocking(move || drop(old))
             .await
             .map_err(|e| Error::Task(e.to_string()))?;

@@ -99,6 +99,12 @@ impl Process {
         &self.log
     }
 
+    /// SIGKILL at once; reaps the child.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// SIGTERM, then SIGKILL after [`STOP_GRACE`]; reaps the child.
     pub(crate) fn stop(&mut self) {
         if matches!(self.child.try_wait(), Ok(Some(_))) {
