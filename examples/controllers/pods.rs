@@ -150,6 +150,34 @@ fn newer_first(
     }
 }
 
+/// Sorts `items` by `order` with a merge sort that accepts an order which is not
+/// transitive. kube-controller-manager's scale-down ranking is not: two pods with equal
+/// times fall through to later rules while two with different times in one log2 bucket
+/// are decided by UID, so A = B, A < C and C < B can all hold. The standard library's
+/// sorts may panic on such an order (seen under load: every scale-down of the
+/// ReplicaSet panicked); Go's sort quietly returns some order, and so does this.
+pub fn sort_tolerant<T>(items: &mut Vec<T>, order: &impl Fn(&T, &T) -> Ordering) {
+    if items.len() <= 1 {
+        return;
+    }
+    let mut right = items.split_off(items.len() / 2);
+    let mut left = std::mem::take(items);
+    sort_tolerant(&mut left, order);
+    sort_tolerant(&mut right, order);
+    let (mut left, mut right) = (left.into_iter().peekable(), right.into_iter().peekable());
+    while let (Some(a), Some(b)) = (left.peek(), right.peek()) {
+        // Ties keep the left item first, so the sort is stable.
+        let next = if order(b, a) == Ordering::Less {
+            right.next()
+        } else {
+            left.next()
+        };
+        items.extend(next);
+    }
+    items.extend(left);
+    items.extend(right);
+}
+
 /// kube-controller-manager's scale-down order: `Less` means `a` is deleted first.
 /// `colocated_*` counts active related pods on the pod's node.
 pub fn deletion_order(
@@ -233,6 +261,25 @@ mod tests {
             "the order must be antisymmetric"
         );
         first.metadata.name.clone().unwrap()
+    }
+
+    #[test]
+    fn a_non_transitive_order_sorts_without_panicking() {
+        // Rock, paper, scissors: every pair is ordered, no total order exists.
+        let beats = |a: &u8, b: &u8| match (a % 3, b % 3) {
+            (x, y) if x == y => Ordering::Equal,
+            (x, y) if (x + 1) % 3 == y => Ordering::Less,
+            _ => Ordering::Greater,
+        };
+        let mut items: Vec<u8> = (0..200).map(|i| (i * 7 % 256) as u8).collect();
+        let mut expected = items.clone();
+        sort_tolerant(&mut items, &beats);
+        items.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(items, expected, "every item kept, none duplicated");
+        let mut numbers: Vec<u32> = vec![5, 3, 9, 1, 7, 3];
+        sort_tolerant(&mut numbers, &|a: &u32, b: &u32| a.cmp(b));
+        assert_eq!(numbers, [1, 3, 3, 5, 7, 9]);
     }
 
     #[test]

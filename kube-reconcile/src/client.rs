@@ -1,4 +1,5 @@
-//! Client-side request limits, as client-go's `--kube-api-qps` / `--kube-api-burst`.
+//! Client-side request limits, as client-go's `--kube-api-qps` / `--kube-api-burst`,
+//! and retries when the API server sheds load ([`honouring_retry_after`]).
 //!
 //! kube's client sends requests as fast as they come; controllers that must share an
 //! API server politely (or be compared fairly with kube-controller-manager) cap their
@@ -17,11 +18,13 @@
 use std::{
     sync::Arc,
     task::{Context, Poll},
+    time::Duration,
 };
 
 use futures::future::BoxFuture;
-use http::{Request, Response};
+use http::{Request, Response, StatusCode, header::RETRY_AFTER};
 use kube::{Client, client::Body};
+use tracing::debug;
 
 use crate::queue::{RateLimiter, TokenBucket};
 
@@ -64,5 +67,178 @@ impl tower::Service<Request<Body>> for RateLimited {
             }
             inner.send(request).await
         })
+    }
+}
+
+/// Whether a failed write may nonetheless have happened: the connection broke or the
+/// server failed (5xx, a timeout) after the request left, so the API server may have
+/// stored it before the answer was lost. A controller that counts on its own writes
+/// (expectations of pods it created) must then look at the server's state before
+/// writing again, or it may create twice. A 4xx answer (conflict, invalid, forbidden,
+/// 429 Too Many Requests) means the write did not happen.
+pub fn outcome_unknown(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code >= 500,
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
+/// How many times client-go's REST client retries a request the server asked it to
+/// retry later.
+pub const DEFAULT_MAX_RETRIES: u32 = 10;
+/// The longest `Retry-After` wait honoured; a longer one is shortened to this.
+const LONGEST_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// A client that retries a request the API server turned away with 429 Too Many
+/// Requests, or a 5xx answer, **carrying a `Retry-After` header**, after the delay the
+/// header asks for (at most 30 s), up to `max_retries` times; then the caller gets the
+/// last answer. This is client-go's REST client behaviour: kube-apiserver sends 429
+/// with `Retry-After` when its in-flight limits or priority-and-fairness queues are
+/// full, and the request was not processed, so retrying any verb is safe.
+///
+/// Caveats: an answer without `Retry-After` is returned as is (the caller's backoff
+/// decides); a request whose body is a stream cannot be sent twice and is not retried;
+/// a retry does not take a token from a [`rate_limited`] client wrapped inside it.
+/// [`Manager`](crate::manager::Manager) clients already retry so.
+pub fn honouring_retry_after(client: Client, max_retries: u32) -> Client {
+    let namespace = client.default_namespace().to_string();
+    Client::new(
+        RetryAfter {
+            inner: client,
+            max_retries,
+        },
+        namespace,
+    )
+}
+
+#[derive(Clone)]
+struct RetryAfter {
+    inner: Client,
+    max_retries: u32,
+}
+
+impl tower::Service<Request<Body>> for RetryAfter {
+    type Response = Response<Body>;
+    type Error = kube::Error;
+    type Future = BoxFuture<'static, Result<Response<Body>, kube::Error>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let (inner, max_retries) = (self.inner.clone(), self.max_retries);
+        Box::pin(async move {
+            let mut request = request;
+            let mut retries = 0;
+            loop {
+                let again = (retries < max_retries).then(|| copy(&request)).flatten();
+                let response = inner.send(request).await?;
+                let (Some(again), Some(wait)) = (again, retry_after(&response)) else {
+                    return Ok(response);
+                };
+                retries += 1;
+                debug!(
+                    status = %response.status(),
+                    uri = %again.uri(),
+                    ?wait,
+                    retries,
+                    "the API server asked to retry later"
+                );
+                drop(response);
+                tokio::time::sleep(wait).await;
+                request = again;
+            }
+        })
+    }
+}
+
+/// The delay a 429 or 5xx answer asks for in `Retry-After` (whole seconds, as
+/// kube-apiserver sends), if it is one.
+fn retry_after(response: &Response<Body>) -> Option<Duration> {
+    let status = response.status();
+    if status != StatusCode::TOO_MANY_REQUESTS && !status.is_server_error() {
+        return None;
+    }
+    let seconds: u64 = response
+        .headers()
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds).min(LONGEST_RETRY_AFTER))
+}
+
+/// A second copy of `request`, unless its body is a stream.
+fn copy(request: &Request<Body>) -> Option<Request<Body>> {
+    let mut copy = Request::new(request.body().try_clone()?);
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    Some(copy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, retry_after: Option<&str>) -> Response<Body> {
+        let mut response = Response::builder().status(status);
+        if let Some(value) = retry_after {
+            response = response.header(RETRY_AFTER, value);
+        }
+        response.body(Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn only_shed_load_with_a_retry_after_is_retried() {
+        assert_eq!(
+            retry_after(&answer(429, Some("1"))),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            retry_after(&answer(503, Some("2"))),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(retry_after(&answer(429, None)), None);
+        assert_eq!(retry_after(&answer(409, Some("1"))), None);
+        assert_eq!(retry_after(&answer(200, Some("1"))), None);
+        assert_eq!(retry_after(&answer(429, Some("soon"))), None);
+        assert_eq!(
+            retry_after(&answer(429, Some("3600"))),
+            Some(LONGEST_RETRY_AFTER)
+        );
+    }
+
+    #[test]
+    fn only_server_failures_and_broken_connections_leave_the_outcome_unknown() {
+        let status = |code| {
+            let mut status = kube::core::Status::failure("m", "r");
+            status.code = code;
+            kube::Error::Api(Box::new(status))
+        };
+        assert!(outcome_unknown(&status(500)));
+        assert!(outcome_unknown(&status(504)));
+        for code in [400, 403, 404, 409, 422, 429] {
+            assert!(!outcome_unknown(&status(code)), "{code}");
+        }
+        let broken = kube::Error::Service("connection reset".into());
+        assert!(outcome_unknown(&broken));
+    }
+
+    #[test]
+    fn a_request_with_a_body_is_copied_whole() {
+        let request = Request::post("/api/v1/namespaces/x/pods")
+            .header("content-type", "application/json")
+            .body(Body::from(b"{}".to_vec()))
+            .unwrap();
+        let copy = copy(&request).unwrap();
+        assert_eq!(copy.method(), request.method());
+        assert_eq!(copy.uri(), request.uri());
+        assert_eq!(copy.headers(), request.headers());
     }
 }

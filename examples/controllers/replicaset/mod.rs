@@ -19,10 +19,11 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{DeleteParams, PostParams},
+    api::{DeleteParams, ListParams, PostParams},
 };
 use kube_reconcile::{
     ObjectKey,
+    client::outcome_unknown,
     context::Context,
     controller::{Controller, handler},
     events::EventType,
@@ -35,7 +36,7 @@ use kube_reconcile::{
     selector::Selector,
     store::Store,
 };
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::pods;
 
@@ -98,6 +99,10 @@ pub struct ReplicaSetController {
     expectations: Arc<UidTrackingExpectations>,
     /// When each ReplicaSet's status was last written (see [`PROGRESS_INTERVAL`]).
     status_written: Mutex<HashMap<ObjectKey, Instant>>,
+    /// ReplicaSets with a pod create whose outcome is unknown (the connection broke or
+    /// the server failed mid-request): the pod may exist without the cache showing it
+    /// yet, so the next sync asks the API server before creating again.
+    uncertain: Mutex<HashSet<ObjectKey>>,
 }
 
 /// Builds the controller for the ReplicaSets and pods in `scope` (`Scope::all()` for
@@ -142,6 +147,7 @@ pub fn controller(
             pods,
             expectations,
             status_written: Mutex::default(),
+            uncertain: Mutex::default(),
         })
 }
 
@@ -238,9 +244,11 @@ impl Reconcile<ReplicaSet> for ReplicaSetController {
         let Some(rs) = request.object else {
             self.expectations.delete(&key);
             self.lock_status_written().remove(&key);
+            self.lock_uncertain().remove(&key);
             return Ok(Action::Done);
         };
-        let needs_sync = self.expectations.satisfied(&key);
+        let needs_sync =
+            self.expectations.satisfied(&key) && self.settle_uncertain_creates(&key, &rs).await?;
         let selector = match Selector::from_label_selector(Some(&rs.spec.selector)) {
             Ok(selector) => selector,
             Err(error) => {
@@ -304,6 +312,44 @@ impl Reconcile<ReplicaSet> for ReplicaSetController {
 }
 
 impl ReplicaSetController {
+    fn lock_uncertain(&self) -> std::sync::MutexGuard<'_, HashSet<ObjectKey>> {
+        self.uncertain.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// After a create whose outcome is unknown: lists the ReplicaSet's pods from the
+    /// API server and expects the ones the cache has not seen yet, so that the sync
+    /// waits for them instead of creating them again. Returns whether the sync may go
+    /// on (nothing was missing from the cache); fails while the server is unreachable,
+    /// so the ReplicaSet is retried with backoff and creates nothing meanwhile.
+    async fn settle_uncertain_creates(
+        &self,
+        key: &ObjectKey,
+        rs: &ReplicaSet,
+    ) -> Result<bool, Error> {
+        if !self.lock_uncertain().contains(key) {
+            return Ok(true);
+        }
+        let namespace = key.namespace().unwrap_or_default();
+        let uid = rs.uid().unwrap_or_default();
+        let listed = self
+            .api::<Pod>(namespace)
+            .list_metadata(&ListParams::default())
+            .await
+            .map_err(|source| manage_error(key, source))?;
+        let unseen = listed
+            .items
+            .iter()
+            .filter(|pod| controller_of(*pod).is_some_and(|owner| owner.uid == uid))
+            .filter(|pod| self.pods.get(&ObjectKey::of(*pod)).is_none())
+            .count();
+        self.lock_uncertain().remove(key);
+        if unseen > 0 {
+            info!(%key, unseen, "pods exist that creates with lost answers made; waiting for the cache to show them");
+            self.expectations.expect_creations(key, unseen);
+        }
+        Ok(unseen == 0)
+    }
+
     fn api<K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>>(
         &self,
         namespace: &str,
@@ -324,8 +370,12 @@ impl ReplicaSetController {
             let missing = (wanted - claimed.len()).min(BURST_REPLICAS);
             self.expectations.expect_creations(key, missing);
             let (created, error) = self.create_in_slow_start(ctx, rs, missing).await;
-            // Pods never attempted, or that failed, will not be observed.
+            // Pods never attempted, or that failed, will not be observed; a failure
+            // that may have created its pod is settled by the next sync.
             self.expectations.lower_creations(key, missing - created);
+            if error.as_ref().is_some_and(outcome_unknown) {
+                self.lock_uncertain().insert(key.clone());
+            }
             return error.map_or(Ok(()), |source| Err(manage_error(key, source)));
         }
         if claimed.len() > wanted {
@@ -445,7 +495,10 @@ impl ReplicaSetController {
                 on_node.get(node).copied().unwrap_or(0)
             };
             let now = Timestamp::now();
-            ranked.sort_by(|a, b| pods::deletion_order((a, colocated(a)), (b, colocated(b)), now));
+            let order = |a: &Arc<Pod>, b: &Arc<Pod>| {
+                pods::deletion_order((a, colocated(a)), (b, colocated(b)), now)
+            };
+            pods::sort_tolerant(&mut ranked, &order);
         }
         ranked.truncate(count);
         ranked

@@ -1,0 +1,510 @@
+//! The reliability suite: our ReplicaSet and Deployment controllers against a hostile
+//! API server — killed with SIGKILL, its connections cut or slowed through a fault
+//! proxy, its history compacted while the watch is down, its writes contended, its
+//! capacity tiny — and our controller-manager itself killed mid-burst. Every scenario
+//! asserts convergence to the right state and, where pods are created, zero
+//! over-creation: the pods created (counted by a watch started before the scenario)
+//! are exactly the ones the final state needs, and none of them was deleted again.
+//!
+//! Each scenario has its own control plane (the faults are global); at most two run
+//! at once so that a 2-core machine keeps up. Each prints one `reliability |` line,
+//! the source of RELIABILITY.md's table.
+
+#[path = "../examples/controllers/mod.rs"]
+mod controllers;
+mod faults;
+mod support;
+
+use std::{
+    collections::HashSet,
+    convert::Infallible,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use faults::{
+    Ours, PodLedger, converge, create, deployment, deployment_settled, replica_set,
+    replica_set_settled, report, rollout_patch,
+};
+use k8s_openapi::api::{
+    apps::v1::{Deployment, ReplicaSet},
+    core::v1::{ConfigMap, Pod},
+};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, ListParams, Patch, PatchParams},
+};
+use kube_reconcile::{
+    controller::Controller,
+    informer::{InformerFactory, Scope},
+    reconcile::{Action, Reconcile, Request},
+    testing::{ControlPlane, ControlPlaneBuilder},
+};
+use serde_json::json;
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// Scenarios running at once (each with its own control plane).
+static SLOTS: Semaphore = Semaphore::const_new(2);
+
+async fn slot() -> SemaphorePermit<'static> {
+    SLOTS.acquire().await.unwrap()
+}
+
+/// The ReplicaSet burst's size and the Deployment's, in the burst-and-rollout
+/// scenarios.
+const BURST: i32 = 500;
+const ROLLOUT: i32 = 40;
+
+/// A control plane with fake Nodes (for the Deployment's pods to become Ready) and
+/// the hand-driven Node (where the burst's pods stay Pending, sparing the scheduler).
+fn cluster() -> ControlPlaneBuilder {
+    ControlPlane::builder().fake_nodes(2).manual_node()
+}
+
+/// A namespace holding a settled Deployment of [`ROLLOUT`] pods, our controllers on
+/// `ours_client` (the faulty path), and a pod ledger started after the Deployment
+/// settled. Then: a burst of [`BURST`] replicas and a rollout start together, `faults`
+/// run, and both must converge with nothing over-created.
+async fn burst_and_rollout(
+    cp: &ControlPlane,
+    ours_client: Client,
+    scenario: &str,
+    faults_injected: &str,
+    faults: impl Future<Output = ()>,
+) {
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace(&client, scenario).await.unwrap();
+    let ours = Ours::start(&ours_client, &ns);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    create(&deployments, &deployment("web", ROLLOUT)).await;
+    converge("the first revision", async || {
+        deployment_settled(&client, &ns, "web", ROLLOUT).await
+    })
+    .await;
+
+    let ledger = PodLedger::start(&client, &ns).await;
+    let started = Instant::now();
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns);
+    create(&sets, &replica_set("burst", BURST, true)).await;
+    deployments
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(rollout_patch("2")),
+        )
+        .await
+        .unwrap();
+    faults.await;
+    converge("the burst and the rollout", async || {
+        replica_set_settled(&client, &ns, "burst", BURST).await
+            && deployment_settled(&client, &ns, "web", ROLLOUT).await
+    })
+    .await;
+    let took = started.elapsed();
+    // A late duplicate would show up within a few resyncs of the caches.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let needed = (BURST + ROLLOUT) as usize;
+    report(scenario, faults_injected, &ledger, needed, took);
+    assert_eq!(ledger.created(), needed, "pods created in {scenario}");
+    assert_eq!(
+        ledger.created_then_deleted(),
+        0,
+        "created pods deleted again"
+    );
+    ours.stop().await;
+}
+
+#[tokio::test]
+async fn apiserver_sigkilled_ten_times_during_a_burst_and_a_rollout() {
+    let _slot = slot().await;
+    let cp = support::start(cluster()).await;
+    let client = cp.client().await.unwrap();
+    let crashes = async {
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            cp.crash_apiserver().await.unwrap();
+        }
+    };
+    burst_and_rollout(
+        &cp,
+        client,
+        "apiserver-sigkill",
+        "kube-apiserver SIGKILLed and restarted 10 times, 1 s apart",
+        crashes,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn watch_connections_cut_every_two_seconds_during_a_burst_and_a_rollout() {
+    let _slot = slot().await;
+    let cp = support::start(cluster().fault_proxy()).await;
+    let proxy = cp.fault_proxy().unwrap();
+    let cuts = async {
+        for _ in 0..12 {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            proxy.cut_connections().await.unwrap();
+        }
+    };
+    burst_and_rollout(
+        &cp,
+        proxy.client().await.unwrap(),
+        "connections-cut",
+        "every connection (watches included) cut every 2 s, 12 times",
+        cuts,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn latency_with_jitter_on_every_request_creates_no_duplicates() {
+    let _slot = slot().await;
+    let cp = support::start(cluster().fault_proxy()).await;
+    let proxy = cp.fault_proxy().unwrap();
+    proxy
+        .add_latency(Duration::from_millis(300), Duration::from_millis(100))
+        .await
+        .unwrap();
+    burst_and_rollout(
+        &cp,
+        proxy.client().await.unwrap(),
+        "latency",
+        "300 ms ± 100 ms on every response, throughout",
+        async {},
+    )
+    .await;
+    proxy.restore().await.unwrap();
+}
+
+/// Records whether each reconcile saw its object, per name.
+#[derive(Clone, Default)]
+struct SeesDeletions {
+    absent: Arc<Mutex<HashSet<String>>>,
+    present: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Reconcile<ConfigMap> for SeesDeletions {
+    type Error = Infallible;
+
+    async fn reconcile(&self, request: Request<ConfigMap>) -> Result<Action, Infallible> {
+        let name = request.key.name().to_string();
+        match request.object {
+            Some(_) => self.present.lock().unwrap().insert(name),
+            None => self.absent.lock().unwrap().insert(name),
+        };
+        Ok(Action::Done)
+    }
+}
+
+#[tokio::test]
+async fn objects_deleted_while_the_watch_is_down_and_history_compacted_are_not_lost() {
+    let _slot = slot().await;
+    let cp = support::start(ControlPlane::builder().manual_node().fault_proxy()).await;
+    let proxy = cp.fault_proxy().unwrap();
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace(&client, "gone").await.unwrap();
+    let through_proxy = proxy.client().await.unwrap();
+    let ours = Ours::start(&through_proxy, &ns);
+    let recorder = SeesDeletions::default();
+    let factory = InformerFactory::new(through_proxy.clone());
+    let scope = Scope::all().namespace(&ns);
+    let maps = factory.informer::<ConfigMap>(&scope);
+    let mirror = Controller::builder("sees-deletions", &factory, scope)
+        .build(recorder.clone())
+        .start();
+
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    for i in 0..20 {
+        create(&config_maps, &support::config_map(&format!("cm-{i}"), "v")).await;
+    }
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns);
+    create(&sets, &replica_set("keep", 10, true)).await;
+    converge("every object seen", async || {
+        recorder.present.lock().unwrap().len() == 20
+            && replica_set_settled(&client, &ns, "keep", 10).await
+    })
+    .await;
+    let lists_before = maps.lists();
+    let ledger = PodLedger::start(&client, &ns).await;
+
+    // The controllers lose the API server; meanwhile objects go and history is
+    // compacted, and a restarted API server's watch cache starts after the compaction,
+    // so resuming from the old resourceVersion gets 410 Gone.
+    let started = Instant::now();
+    proxy.refuse_connections().await.unwrap();
+    for i in 0..10 {
+        config_maps
+            .delete(&format!("cm-{i}"), &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let victims: Vec<String> = pods
+        .list(&ListParams::default().labels("app=keep"))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .take(4)
+        .map(|p| p.name_any())
+        .collect();
+    for victim in &victims {
+        pods.delete(victim, &DeleteParams::default().grace_period(0))
+            .await
+            .unwrap();
+    }
+    cp.compact_etcd().await.unwrap();
+    cp.restart_apiserver().await.unwrap();
+    proxy.restore().await.unwrap();
+
+    let client = cp.client().await.unwrap();
+    converge("relisted without lost deletes", async || {
+        let absent = recorder.absent.lock().unwrap().clone();
+        (0..10).all(|i| absent.contains(&format!("cm-{i}")))
+            && maps.store().len() == 10
+            && replica_set_settled(&client, &ns, "keep", 10).await
+    })
+    .await;
+    let took = started.elapsed();
+    assert!(
+        maps.lists() > lists_before,
+        "the informer relisted after 410"
+    );
+    let absent = recorder.absent.lock().unwrap().clone();
+    assert!(
+        (10..20).all(|i| !absent.contains(&format!("cm-{i}"))),
+        "a surviving object was reconciled as deleted: {absent:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    report(
+        "watch-410",
+        "connections refused; 10 ConfigMaps and 4 pods deleted; etcd compacted; apiserver restarted",
+        &ledger,
+        victims.len(),
+        took,
+    );
+    assert_eq!(ledger.created(), victims.len(), "replacement pods created");
+    assert_eq!(ledger.created_then_deleted(), 0);
+    mirror.shutdown().await;
+    ours.stop().await;
+}
+
+/// Responses in the audit log with this status `code` for requests whose URI
+/// contains `uri_part`.
+fn audited(audit_log: &Path, code: u16, uri_part: &str) -> usize {
+    let text = std::fs::read_to_string(audit_log).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| {
+            event["stage"] == "ResponseComplete"
+                && event["responseStatus"]["code"] == code
+                && event["requestURI"]
+                    .as_str()
+                    .is_some_and(|uri| uri.contains(uri_part))
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn status_conflict_storm_from_a_competing_writer() {
+    let _slot = slot().await;
+    let cp = support::start(ControlPlane::builder().fake_nodes(2).audit_log()).await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace(&client, "conflicts").await.unwrap();
+    let ours = Ours::start(&client, &ns);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let ledger = PodLedger::start(&client, &ns).await;
+    let started = Instant::now();
+    create(&deployments, &deployment("contended", 30)).await;
+
+    // A competing writer patches the same status (a condition of its own) every
+    // 50 ms, so the Deployment controller's status updates, which carry the
+    // resourceVersion they were computed from, keep meeting a newer one.
+    let storm = {
+        let deployments = deployments.clone();
+        tokio::spawn(async move {
+            for i in 0.. {
+                let condition = json!({"type": "CompetingWriter", "status": "True",
+                    "reason": "Storm", "message": format!("write {i}")});
+                let patch = json!({"status": {"conditions": [condition]}});
+                let params = PatchParams::default();
+                let _ = deployments
+                    .patch_status("contended", &params, &Patch::Strategic(patch))
+                    .await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    for replicas in [30, 60, 20, 40] {
+        let scale = json!({"spec": {"replicas": replicas}});
+        deployments
+            .patch("contended", &PatchParams::default(), &Patch::Merge(scale))
+            .await
+            .unwrap();
+        converge("settled under the storm", async || {
+            deployment_settled(&client, &ns, "contended", replicas).await
+        })
+        .await;
+    }
+    let took = started.elapsed();
+    storm.abort();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let conflicts = audited(
+        &cp.audit_log_path().unwrap(),
+        409,
+        &format!("/namespaces/{ns}/deployments/contended/status"),
+    );
+    // 30 created, 30 more for 60, 40 deleted for 20, 20 created for 40.
+    report(
+        "conflict-storm",
+        &format!(
+            "a competing writer patching the Deployment's status every 50 ms; scaled 30→60→20→40; {conflicts} status updates refused with 409"
+        ),
+        &ledger,
+        80,
+        took,
+    );
+    assert!(
+        conflicts > 0,
+        "the storm caused no conflict: it tested nothing"
+    );
+    assert_eq!(ledger.created(), 80);
+    assert_eq!(ledger.created_then_deleted(), 40);
+    ours.stop().await;
+}
+
+#[tokio::test]
+async fn shed_load_429s_are_retried_after_the_servers_delay() {
+    let _slot = slot().await;
+    // The classic in-flight limiter answers 429 with Retry-After: 1 at once when full
+    // (system:masters is exempt, so the test's own client is never turned away).
+    let limits = [
+        "--enable-priority-and-fairness=false",
+        "--max-requests-inflight=1",
+        "--max-mutating-requests-inflight=1",
+    ];
+    let builder = ControlPlane::builder()
+        .manual_node()
+        .audit_log()
+        .kube_apiserver_args(limits);
+    let cp = support::start(builder).await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace(&client, "shed").await.unwrap();
+    let as_controllers = support::impersonating(&cp, &ns, "controllers").await;
+    let retrying = kube_reconcile::client::honouring_retry_after(
+        as_controllers,
+        kube_reconcile::client::DEFAULT_MAX_RETRIES,
+    );
+    support::grant(
+        &client,
+        &ns,
+        "controllers",
+        &Ours::permissions(&retrying, &ns),
+    )
+    .await;
+    let ours = Ours::start(&retrying, &ns);
+    let ledger = PodLedger::start(&client, &ns).await;
+    let started = Instant::now();
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns);
+    create(&sets, &replica_set("shed", 200, true)).await;
+    converge("settled while the server sheds load", async || {
+        replica_set_settled(&client, &ns, "shed", 200).await
+    })
+    .await;
+    let took = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let shed = audited(
+        &cp.audit_log_path().unwrap(),
+        429,
+        &format!("/namespaces/{ns}/"),
+    );
+    report(
+        "shed-load-429",
+        &format!(
+            "kube-apiserver with 1 request + 1 mutating request in flight; {shed} requests answered 429"
+        ),
+        &ledger,
+        200,
+        took,
+    );
+    assert!(
+        shed > 0,
+        "the server never shed load: the scenario tested nothing"
+    );
+    assert_eq!(ledger.created(), 200);
+    assert_eq!(ledger.created_then_deleted(), 0);
+    ours.stop().await;
+}
+
+/// The debug build of the controller-manager example, which `cargo test` builds.
+fn controller_manager() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let binary = target.join("debug/examples/controller-manager");
+    assert!(
+        binary.is_file(),
+        "{} is missing: `cargo test` builds it; run `cargo build --example controller-manager`",
+        binary.display()
+    );
+    binary
+}
+
+fn spawn_controller_manager(cp: &ControlPlane, log: &str) -> Child {
+    let log = std::fs::File::create(cp.dir().join(log)).unwrap();
+    Command::new(controller_manager())
+        .arg(format!("--kubeconfig={}", cp.kubeconfig_path().display()))
+        .args([
+            "--controllers=replicaset",
+            "--leader-elect=false",
+            "--health-address=127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "info,kube=warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn controller_sigkilled_mid_burst_rebuilds_expectations_from_the_cache() {
+    let _slot = slot().await;
+    let cp = support::start(ControlPlane::builder().manual_node()).await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace(&client, "killed").await.unwrap();
+    let mut first = spawn_controller_manager(&cp, "controller-manager-1.log");
+    let ledger = PodLedger::start(&client, &ns).await;
+    let started = Instant::now();
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns);
+    create(&sets, &replica_set("burst", BURST, true)).await;
+    converge("the burst under way", async || ledger.created() >= 100).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let killed_at = ledger.created();
+    assert!(
+        killed_at < BURST as usize,
+        "the burst finished before the kill ({killed_at} pods): the scenario tested nothing"
+    );
+    let mut second = spawn_controller_manager(&cp, "controller-manager-2.log");
+    converge("the burst finished by the new process", async || {
+        replica_set_settled(&client, &ns, "burst", BURST).await
+    })
+    .await;
+    let took = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    report(
+        "controller-sigkill",
+        &format!(
+            "our controller-manager SIGKILLed after {killed_at} of {BURST} creates, restarted"
+        ),
+        &ledger,
+        BURST as usize,
+        took,
+    );
+    assert_eq!(ledger.created(), BURST as usize);
+    assert_eq!(ledger.created_then_deleted(), 0);
+    second.kill().unwrap();
+    second.wait().unwrap();
+}
