@@ -48,6 +48,7 @@ pub struct Metrics {
     queue: Arc<QueueFamilies>,
     controller: Arc<ControllerFamilies>,
     leader: Family<Labels, Gauge>,
+    decode_failures: Family<Labels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -182,11 +183,18 @@ impl Metrics {
             "1 while this replica holds the named leader lease, else 0",
             leader.clone(),
         );
+        let decode_failures = Family::default();
+        r.register(
+            "informer_decode_failures",
+            "Object versions an informer could not decode as its type (skipped, see the log)",
+            decode_failures.clone(),
+        );
         Self {
             registry: Arc::new(Mutex::new(registry)),
             queue: Arc::new(queue),
             controller: Arc::new(controller),
             leader,
+            decode_failures,
         }
     }
 
@@ -210,6 +218,19 @@ impl Metrics {
     pub fn set_leading(&self, lease: &str, leading: bool) {
         let labels: Labels = vec![("name", lease.to_string())];
         self.leader.get_or_create(&labels).set(i64::from(leading));
+    }
+}
+
+impl Metrics {
+    /// Counts one undecodable object version in
+    /// `informer_decode_failures_total{resource, object}`. One series per object, which
+    /// is fine only because such objects are rare and worth naming.
+    pub(crate) fn informer_decode_failure(&self, resource: &str, object: &str) {
+        let labels: Labels = vec![
+            ("resource", resource.to_string()),
+            ("object", object.to_string()),
+        ];
+        self.decode_failures.get_or_create(&labels).inc();
     }
 }
 

@@ -7,11 +7,17 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use futures::StreamExt;
 use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope};
 use kube::{Api, Client, Resource, core::PartialObjectMeta, runtime::watcher};
 use serde::de::DeserializeOwned;
 
-use super::{Informer, Transform, strip_managed_fields};
+use super::{
+    Informer, Transform, all_decoded,
+    decode::{Decoded, Report},
+    report::Origin,
+    strip_managed_fields,
+};
 
 /// Which objects of a type an informer watches. The default is every namespace, no
 /// selectors.
@@ -129,11 +135,17 @@ struct InformerId {
 /// The first request for an informer decides its transform; later requests get the
 /// existing informer whatever they ask for (the default transform strips
 /// `metadata.managedFields`).
+///
+/// Its informers decode each object on its own, so one that does not fit the type is
+/// skipped and reported rather than failing the list (see the [module docs](super)).
+/// A `kube::Client` does not tell its server's URL, so give it with
+/// [`with_server_url`](Self::with_server_url) for the informers' error logs to name it.
 #[derive(Clone)]
 pub struct InformerFactory {
     client: Client,
     informers: Arc<Mutex<HashMap<InformerId, Entry>>>,
     metrics: Option<crate::metrics::Metrics>,
+    server: Option<Arc<str>>,
 }
 
 struct Entry {
@@ -158,11 +170,37 @@ impl InformerFactory {
             client,
             informers: Arc::default(),
             metrics: None,
+            server: None,
         }
+    }
+
+    /// A factory whose informers use a client built from `config`, and name
+    /// `config.cluster_url` when a list or watch fails.
+    ///
+    /// # Errors
+    /// When the client cannot be built from `config` (e.g. an unreadable certificate).
+    pub fn from_config(config: kube::Config) -> Result<Self, kube::Error> {
+        let server = config.cluster_url.to_string();
+        Ok(Self::new(Client::try_from(config)?).with_server_url(server))
+    }
+
+    /// The URL of the client's API server (e.g. `kube::Config::cluster_url`), for
+    /// informers created after this call to name in their logs when a list or watch
+    /// fails. Without it, they say the server is unknown.
+    pub fn with_server_url(mut self, url: impl Into<String>) -> Self {
+        self.server = Some(url.into().into());
+        self
+    }
+
+    /// The server URL given to [`with_server_url`](Self::with_server_url), if any.
+    pub fn server_url(&self) -> Option<&str> {
+        self.server.as_deref()
     }
 
     /// Controllers built on this factory report to `metrics` unless their builder
     /// names other metrics ([`Manager`](crate::manager::Manager) sets its own).
+    /// Informers created after this call count undecodable objects there, in
+    /// `informer_decode_failures_total{resource, object}`.
     pub fn with_metrics(mut self, metrics: &crate::metrics::Metrics) -> Self {
         self.metrics = Some(metrics.clone());
         self
@@ -201,10 +239,34 @@ impl InformerFactory {
         K: Watchable,
     {
         self.get_or_create(scope, || {
-            let api = K::Scope::api::<K>(self.client.clone(), scope.namespace.as_deref());
+            let api = K::Scope::api::<Decoded<K>>(self.client.clone(), scope.namespace.as_deref());
             let config = scope.watcher_config();
-            Informer::from_watch(move || watcher(api.clone(), config.clone()), transform)
+            let origin = self.origin::<K>(scope);
+            let report = self.metrics.clone().map(|metrics| Report {
+                metrics,
+                resource: origin.resource.clone(),
+            });
+            Informer::from_decoding_watch(
+                move || watcher(api.clone(), config.clone()),
+                transform,
+                origin,
+                report,
+            )
         })
+    }
+
+    /// How an informer of `K` in `scope` is named in logs and metrics.
+    fn origin<K: Watchable>(&self, scope: &Scope) -> Origin {
+        let (plural, group) = (K::plural(&()), K::group(&()));
+        Origin {
+            resource: if group.is_empty() {
+                plural.into_owned()
+            } else {
+                format!("{plural}.{group}")
+            },
+            namespace: scope.namespace.clone(),
+            server: self.server.clone(),
+        }
     }
 
     /// The shared informer of `K`'s metadata only (`PartialObjectMeta`), for types a
@@ -220,9 +282,14 @@ impl InformerFactory {
                 scope.namespace.as_deref(),
             );
             let config = scope.watcher_config();
-            Informer::from_watch(
-                move || watcher(api.clone(), config.clone()),
+            // Metadata always decodes, so this stream needs no per-object decoding.
+            let mut origin = self.origin::<K>(scope);
+            origin.resource.push_str(" (metadata)");
+            Informer::from_decoding_watch(
+                move || watcher(api.clone(), config.clone()).map(all_decoded),
                 Some(strip_managed_fields()),
+                origin,
+                None,
             )
         })
     }

@@ -21,8 +21,33 @@
 //! **After a relist** (a new watch after 410 Gone or a restart), the informer compares
 //! the listed objects with the store: objects whose resourceVersion changed produce
 //! `Updated`, new ones `Added`, vanished ones `Deleted` (with the last known state).
+//!
+//! **Objects that do not decode.** Informers from an [`InformerFactory`] decode each
+//! object on its own. One that does not fit the Rust type (a custom resource whose
+//! stored objects changed shape under the controller) is logged once per
+//! resourceVersion, counted ([`Informer::decode_failures`], and
+//! `informer_decode_failures_total{resource, object}` on the factory's metrics), listed
+//! by [`Informer::undecodable`], and skipped: the rest of the cache syncs and follows
+//! the watch. An object that was decodable and is updated into a shape that is not
+//! keeps its last decodable state in the cache, and no `Deleted` is emitted: a deletion
+//! would tell e.g. a ReplicaSet controller that a pod is gone, and it would create a
+//! replacement for a pod that still runs. Handlers see nothing until the object decodes
+//! again (then `Updated`) or is deleted (then `Deleted` with the last decodable state).
+//! Caveat: the cache is then stale for that object, so a controller may act on its old
+//! state; the log line and the metric are how to notice.
+//!
+//! **Failed lists and watches** are retried with kube's default backoff (800 ms doubling
+//! to 30 s, jittered, restarting after a success), each failure logged once as a
+//! warning naming the resource, the namespace, the server, the whole cause down to the
+//! OS error ([`describe_error`]) and the delay before the next attempt, e.g.
+//! `list/watch of configmaps in namespace demo at http://127.0.0.1:44337/ failed
+//! (retrying in 1.4s): failed to perform initial object list: ServiceError: client
+//! error (Connect): tcp connect error: Connection refused (os error 111)`.
 
+mod decode;
 mod factory;
+mod report;
+mod run;
 mod subscription;
 
 use std::{
@@ -36,10 +61,15 @@ use std::{
 
 use futures::{StreamExt, stream::BoxStream};
 use kube::{Resource, ResourceExt, runtime::watcher};
-use tracing::{debug, warn};
+use tracing::debug;
 
+pub use decode::Undecodable;
 pub use factory::{InformerFactory, Scope, ScopedApi, Watchable};
+pub use report::describe_error;
 pub use subscription::{Notification, Subscription};
+
+use decode::{DecodeFailures, Decoded};
+use report::Origin;
 
 use crate::{
     ObjectKey,
@@ -109,7 +139,23 @@ enum Source<K> {
     /// A new list+watch for each start, so a stopped informer can start again.
     Restartable(MakeStream<K>),
 }
-type WatchStream<K> = BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>;
+/// Objects arrive decoded or not (see the module docs); streams of plain `K` are
+/// wrapped as all decoded.
+type WatchStream<K> = BoxStream<'static, Result<watcher::Event<Decoded<K>>, watcher::Error>>;
+
+/// Every object of a plain watcher stream is decodable.
+fn all_decoded<K>(
+    item: Result<watcher::Event<K>, watcher::Error>,
+) -> Result<watcher::Event<Decoded<K>>, watcher::Error> {
+    use watcher::Event;
+    Ok(match item? {
+        Event::Apply(object) => Event::Apply(Decoded::Object(object)),
+        Event::Delete(object) => Event::Delete(Decoded::Object(object)),
+        Event::Init => Event::Init,
+        Event::InitApply(object) => Event::InitApply(Decoded::Object(object)),
+        Event::InitDone => Event::InitDone,
+    })
+}
 
 /// One list+watch and its store. Cloning gives another handle to the same informer.
 /// Usually obtained from an [`InformerFactory`], which shares one per type and scope.
@@ -126,6 +172,8 @@ struct Shared<K> {
     /// Live [`Reader`] guards; the last one to go stops the informer.
     readers: AtomicUsize,
     transform: Option<Transform<K>>,
+    origin: Origin,
+    decode_failures: DecodeFailures,
     watch_errors: AtomicU64,
     lists: AtomicU64,
     task: Mutex<Option<tokio::task::AbortHandle>>,
@@ -165,10 +213,26 @@ impl<K> Informer<K> {
         self.shared.store.wait_for_sync().await
     }
 
-    /// List or watch failures so far (each is retried with backoff). Objects that fail
-    /// to decode show up here too: kube's watcher fails the whole list or watch.
+    /// List or watch failures so far: unreachable server, missing permission, unknown
+    /// resource, expired resourceVersion. Each is logged and retried with backoff, so
+    /// this grows by a handful a minute, not per second. Objects that do not decode
+    /// are not counted here but in [`decode_failures`](Self::decode_failures).
     pub fn watch_errors(&self) -> u64 {
         self.shared.watch_errors.load(Ordering::Relaxed)
+    }
+
+    /// Object versions that did not decode as `K` so far, each counted once however
+    /// often relists show it again (see the module docs for what the cache keeps).
+    /// Only informers from an [`InformerFactory`] decode per object; the others' objects
+    /// are decoded by whoever made their stream.
+    pub fn decode_failures(&self) -> u64 {
+        self.shared.decode_failures.total()
+    }
+
+    /// The objects that do not decode now, by key: each leaves this list when it
+    /// decodes again or is deleted.
+    pub fn undecodable(&self) -> Vec<Undecodable> {
+        self.shared.decode_failures.current()
     }
 
     /// Complete lists stored so far: 1 after the first sync, more after each relist
@@ -208,8 +272,10 @@ impl<K> Informer<K> {
     /// synced, so [`wait_for_sync`](Self::wait_for_sync) waits for the next complete
     /// list if the informer starts again.
     pub fn stop(&self) {
-        let task = self.shared.task.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(task) = task.as_ref() {
+        let mut task = self.shared.task.lock().unwrap_or_else(|e| e.into_inner());
+        // Forgotten at once: an aborted task finishes only at its next await, and a
+        // `start` right after this must not mistake it for a running one.
+        if let Some(task) = task.take() {
             task.abort();
         }
         self.shared.writer.mark_unsynced();
@@ -261,7 +327,13 @@ where
         stream: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
         transform: Option<Transform<K>>,
     ) -> Self {
-        Self::with_source(Source::Once(Some(stream.boxed())), transform)
+        let stream = stream.map(all_decoded).boxed();
+        Self::with_source(
+            Source::Once(Some(stream)),
+            transform,
+            Origin::of::<K>(),
+            None,
+        )
     }
 
     /// An informer that calls `watch` for a new watcher stream each time it starts, so
@@ -274,11 +346,38 @@ where
     where
         S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
     {
-        let make: MakeStream<K> = Arc::new(move || watch().boxed());
-        Self::with_source(Source::Restartable(make), transform)
+        let make: MakeStream<K> = Arc::new(move || watch().map(all_decoded).boxed());
+        Self::with_source(
+            Source::Restartable(make),
+            transform,
+            Origin::of::<K>(),
+            None,
+        )
     }
 
-    fn with_source(source: Source<K>, transform: Option<Transform<K>>) -> Self {
+    /// [`from_watch`](Self::from_watch) for the factory: a stream of objects decoded one
+    /// by one, and the names and metrics its reports use.
+    fn from_decoding_watch<S>(
+        watch: impl Fn() -> S + Send + Sync + 'static,
+        transform: Option<Transform<K>>,
+        origin: Origin,
+        report: Option<decode::Report>,
+    ) -> Self
+    where
+        S: futures::Stream<Item = Result<watcher::Event<Decoded<K>>, watcher::Error>>
+            + Send
+            + 'static,
+    {
+        let make: MakeStream<K> = Arc::new(move || watch().boxed());
+        Self::with_source(Source::Restartable(make), transform, origin, report)
+    }
+
+    fn with_source(
+        source: Source<K>,
+        transform: Option<Transform<K>>,
+        origin: Origin,
+        report: Option<decode::Report>,
+    ) -> Self {
         let writer = Writer::new();
         Self {
             shared: Arc::new(Shared {
@@ -289,6 +388,8 @@ where
                 source: Mutex::new(source),
                 readers: AtomicUsize::new(0),
                 transform,
+                origin,
+                decode_failures: DecodeFailures::new(report),
                 watch_errors: AtomicU64::new(0),
                 lists: AtomicU64::new(0),
                 task: Mutex::new(None),
@@ -312,7 +413,7 @@ where
             Source::Restartable(make) => Some(make()),
         };
         let Some(stream) = stream else { return };
-        *task = Some(tokio::spawn(run(self.shared.clone(), stream)).abort_handle());
+        *task = Some(tokio::spawn(run::run(self.shared.clone(), stream)).abort_handle());
     }
 
     /// A guard that keeps this informer running: starts it if needed, and stops it when
@@ -387,6 +488,17 @@ where
         Self::dispatch(&handlers, Change::Deleted(last_known));
     }
 
+    /// Deletes an object whose last state did not decode: handlers get its last
+    /// decodable state, or nothing if it never decoded.
+    fn delete_undecodable(&self, key: &ObjectKey, version: Option<&str>) {
+        let handlers = self.read_handlers();
+        let writer = &self.shared.writer;
+        writer.observe_version(version);
+        if let Some(last_known) = writer.remove(key) {
+            Self::dispatch(&handlers, Change::Deleted(last_known));
+        }
+    }
+
     /// Makes the store equal to a complete list, emitting the differences.
     fn replace(&self, listed: HashMap<ObjectKey, Arc<K>>) {
         let handlers = self.read_handlers();
@@ -409,39 +521,6 @@ where
             }
         }
         writer.mark_synced();
-    }
-}
-
-async fn run<K>(shared: Arc<Shared<K>>, stream: WatchStream<K>)
-where
-    K: Resource + Clone + Send + Sync + 'static,
-{
-    use kube::runtime::WatchStreamExt;
-    let informer = Informer { shared };
-    let mut stream = std::pin::pin!(stream.default_backoff());
-    let mut listing: Option<HashMap<ObjectKey, Arc<K>>> = None;
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(watcher::Event::Init) => listing = Some(HashMap::new()),
-            Ok(watcher::Event::InitApply(object)) => {
-                let object = informer.prepare(object);
-                listing
-                    .get_or_insert_default()
-                    .insert(ObjectKey::of(&*object), object);
-            }
-            Ok(watcher::Event::InitDone) => {
-                let listed = listing.take().unwrap_or_default();
-                let lists = informer.shared.lists.fetch_add(1, Ordering::Relaxed) + 1;
-                debug!(objects = listed.len(), lists, "informer listed");
-                informer.replace(listed);
-            }
-            Ok(watcher::Event::Apply(object)) => informer.apply(object),
-            Ok(watcher::Event::Delete(object)) => informer.delete(object),
-            Err(error) => {
-                informer.shared.watch_errors.fetch_add(1, Ordering::Relaxed);
-                warn!(%error, "informer list/watch failed; retrying with backoff");
-            }
-        }
     }
 }
 

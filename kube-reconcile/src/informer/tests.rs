@@ -4,7 +4,7 @@ use futures::channel::mpsc;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::watcher::Event as WatchEvent;
 
-use super::*;
+use super::{decode::Decoded, report::Origin, *};
 
 type Feed = mpsc::UnboundedSender<Result<WatchEvent<ConfigMap>, watcher::Error>>;
 
@@ -192,4 +192,132 @@ async fn removed_handlers_hear_nothing_more() {
         .unwrap();
     settle().await;
     assert_eq!(count.load(Ordering::SeqCst), 1);
+}
+
+type DecodedFeed = mpsc::UnboundedSender<Result<WatchEvent<Decoded<ConfigMap>>, watcher::Error>>;
+
+/// An informer decoding per object (as the factory's do), fed by hand.
+fn decoding() -> (Informer<ConfigMap>, DecodedFeed) {
+    let (feed, stream) = mpsc::unbounded();
+    let stream = Mutex::new(Some(stream));
+    let informer = Informer::from_decoding_watch(
+        move || stream.lock().unwrap().take().expect("started once"),
+        None,
+        Origin::default(),
+        None,
+    );
+    informer.start();
+    (informer, feed)
+}
+
+/// ConfigMap `name` at `version`, decodable unless `bad` (then `data` is a number).
+fn decoded(name: &str, version: &str, bad: bool) -> Decoded<ConfigMap> {
+    let data = if bad {
+        serde_json::json!(3)
+    } else {
+        serde_json::json!({"v": version})
+    };
+    let object = serde_json::json!({
+        "metadata": {"namespace": "ns", "name": name, "resourceVersion": version},
+        "data": data,
+    });
+    serde_json::from_str(&object.to_string()).unwrap()
+}
+
+fn list_decoded(feed: &DecodedFeed, objects: &[Decoded<ConfigMap>]) {
+    feed.unbounded_send(Ok(WatchEvent::Init)).unwrap();
+    for o in objects {
+        feed.unbounded_send(Ok(WatchEvent::InitApply(o.clone())))
+            .unwrap();
+    }
+    feed.unbounded_send(Ok(WatchEvent::InitDone)).unwrap();
+}
+
+fn cached_versions(informer: &Informer<ConfigMap>) -> Vec<String> {
+    let mut names: Vec<_> = informer
+        .store()
+        .list()
+        .iter()
+        .map(|o| format!("{}@{}", o.name_any(), o.resource_version().unwrap()))
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn an_undecodable_object_is_skipped_and_counted_once() {
+    let (informer, feed) = decoding();
+    list_decoded(
+        &feed,
+        &[decoded("good", "1", false), decoded("bad", "2", true)],
+    );
+    tokio::time::timeout(Duration::from_secs(5), informer.wait_for_sync())
+        .await
+        .unwrap();
+    assert_eq!(cached_versions(&informer), ["good@1"]);
+    assert_eq!(informer.decode_failures(), 1);
+    let undecodable = informer.undecodable();
+    assert_eq!(undecodable.len(), 1);
+    assert_eq!(undecodable[0].key.as_str(), "ns/bad");
+    assert_eq!(undecodable[0].resource_version.as_deref(), Some("2"));
+
+    // A relist showing the same version again is not a new failure.
+    list_decoded(
+        &feed,
+        &[decoded("good", "1", false), decoded("bad", "2", true)],
+    );
+    settle().await;
+    assert_eq!(informer.lists(), 2);
+    assert_eq!(informer.decode_failures(), 1);
+    assert_eq!(
+        informer.watch_errors(),
+        0,
+        "a bad object is not a watch error"
+    );
+
+    // Fixed: it is added and leaves the undecodable list.
+    feed.unbounded_send(Ok(WatchEvent::Apply(decoded("bad", "3", false))))
+        .unwrap();
+    settle().await;
+    assert_eq!(cached_versions(&informer), ["bad@3", "good@1"]);
+    assert!(informer.undecodable().is_empty());
+}
+
+#[tokio::test]
+async fn an_object_updated_into_an_undecodable_shape_keeps_its_last_good_state() {
+    let (informer, feed) = decoding();
+    let seen = record(&informer);
+    list_decoded(&feed, &[decoded("a", "1", false), decoded("b", "2", false)]);
+    settle().await;
+    feed.unbounded_send(Ok(WatchEvent::Apply(decoded("a", "3", true))))
+        .unwrap();
+    settle().await;
+    assert_eq!(cached_versions(&informer), ["a@1", "b@2"]);
+    assert_eq!(informer.decode_failures(), 1);
+    assert_eq!(
+        informer.store().resource_version(),
+        Some(3),
+        "the undecodable write was still seen"
+    );
+
+    // A relist that finds it still undecodable (or newly so, for b) deletes nothing.
+    list_decoded(&feed, &[decoded("a", "3", true), decoded("b", "4", true)]);
+    settle().await;
+    assert_eq!(cached_versions(&informer), ["a@1", "b@2"]);
+    assert_eq!(informer.decode_failures(), 2, "only b@4 is new");
+
+    // Decodable again: an update from the last good state.
+    feed.unbounded_send(Ok(WatchEvent::Apply(decoded("a", "5", false))))
+        .unwrap();
+    // Deleted while undecodable: handlers get the last good state.
+    feed.unbounded_send(Ok(WatchEvent::Delete(decoded("b", "6", true))))
+        .unwrap();
+    settle().await;
+    let mut seen = seen.lock().unwrap().clone();
+    seen[..2].sort(); // the first list's order is the cache's
+    assert_eq!(
+        seen,
+        ["added:a@1", "added:b@2", "updated:a@1->a@5", "deleted:b@2"]
+    );
+    assert!(informer.undecodable().is_empty());
 }
