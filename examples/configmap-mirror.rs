@@ -6,6 +6,8 @@
 
 #[path = "common/cluster.rs"]
 mod cluster;
+#[path = "common/logging.rs"]
+mod logging;
 mod mirror;
 
 use std::path::PathBuf;
@@ -27,10 +29,16 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    cluster::init_tracing("info,kube=warn");
-    let (client, control_plane) =
-        cluster::connect(args.kubeconfig.as_deref(), None, ControlPlane::builder).await?;
-    let mut manager = Manager::builder(client.clone()).build().await?;
+    logging::init_tracing("info");
+    let cluster::Connection {
+        client,
+        server_url,
+        control_plane,
+    } = cluster::connect(args.kubeconfig.as_deref(), None, ControlPlane::builder).await?;
+    let mut manager = Manager::builder(client.clone())
+        .server_url(server_url)
+        .build()
+        .await?;
     manager.add(mirror::controller(manager.factory(), &Scope::all()));
     let local = control_plane.is_some();
     cluster::run(manager, control_plane, async move {

@@ -16,13 +16,18 @@
 #[path = "common/cluster.rs"]
 mod cluster;
 mod controllers;
+#[path = "common/logging.rs"]
+mod logging;
 
 use std::{path::PathBuf, time::Duration};
 
 use anyhow::bail;
 use clap::{ArgAction, Parser};
 use kube_reconcile::{
-    informer::Scope, leader::LeaderElection, manager::Manager, testing::ControlPlane,
+    informer::Scope,
+    leader::LeaderElection,
+    manager::{Manager, ManagerBuilder},
+    testing::ControlPlane,
 };
 
 /// Every controller this binary can run, with kube-controller-manager's name for it.
@@ -104,7 +109,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    cluster::init_tracing("info,kube=warn");
+    logging::init_tracing("info");
     let args = Args::parse();
     let enabled = enabled_controllers(&args.controllers)?;
     if !(1..=1000).contains(&args.max_endpoints_per_slice) {
@@ -134,20 +139,25 @@ async fn main() -> anyhow::Result<()> {
     if args.print_rbac {
         // Nothing is sent: the client only has to exist for the controllers to be built.
         let offline = kube::Client::try_from(kube::Config::new("https://127.0.0.1:1".parse()?))?;
-        let manager = build_manager(&args, &enabled, offline, election, None).await?;
+        let builder = Manager::builder(offline);
+        let manager = build_manager(&args, &enabled, builder, election, None).await?;
         let role = manager
             .permissions()
             .cluster_role("kube-reconcile-controller-manager");
         print!("{}", serde_saphyr::to_string(&role)?);
         return Ok(());
     }
-    let (client, control_plane) =
-        cluster::connect(args.kubeconfig.as_deref(), Some(&user_agent), || {
-            ControlPlane::builder().fake_nodes(args.fake_nodes)
-        })
-        .await?;
+    let cluster::Connection {
+        client,
+        server_url,
+        control_plane,
+    } = cluster::connect(args.kubeconfig.as_deref(), Some(&user_agent), || {
+        ControlPlane::builder().fake_nodes(args.fake_nodes)
+    })
+    .await?;
     let address = Some(args.health_address);
-    let manager = build_manager(&args, &enabled, client, election, address).await?;
+    let builder = Manager::builder(client).server_url(server_url);
+    let manager = build_manager(&args, &enabled, builder, election, address).await?;
     println!("Controllers: {}.", enabled.join(", "));
     if let Some(address) = manager.health_address() {
         println!("Serving /metrics, /healthz and /readyz on http://{address}");
@@ -163,11 +173,10 @@ async fn main() -> anyhow::Result<()> {
 async fn build_manager(
     args: &Args,
     enabled: &[&str],
-    client: kube::Client,
+    mut builder: ManagerBuilder,
     election: Option<LeaderElection>,
     health_address: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<Manager> {
-    let mut builder = Manager::builder(client);
     if let Some(address) = health_address {
         builder = builder.health_address(address);
     }

@@ -11,6 +11,8 @@
 //! ```
 
 mod controllers;
+#[path = "common/logging.rs"]
+mod logging;
 
 use std::time::{Duration, Instant};
 
@@ -31,11 +33,7 @@ use kube_reconcile::{
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    logging::init_tracing("warn");
     let nodes = parse_nodes(std::env::args().skip(1))?;
 
     println!("Starting a local control plane ({KUBERNETES_VERSION}) with {nodes} fake Nodes...");
@@ -58,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
         control_plane.kubeconfig_path().display()
     );
 
-    let factory = InformerFactory::new(client.clone());
+    let factory = InformerFactory::new(client.clone()).with_server_url(control_plane.server_url());
     let running = [
         controllers::replicaset::controller(client.clone(), &factory, &Scope::all(), 5).start(),
         controllers::deployment::controller(client.clone(), &factory, &Scope::all(), 5).start(),

@@ -13,6 +13,8 @@
 
 #[path = "common/cluster.rs"]
 mod cluster;
+#[path = "common/logging.rs"]
+mod logging;
 mod webapp;
 
 use std::{path::PathBuf, time::Duration};
@@ -23,7 +25,10 @@ use kube::{
     api::{Patch, PatchParams},
 };
 use kube_reconcile::{
-    crd::CustomResourceExt, informer::Scope, leader::LeaderElection, manager::Manager,
+    crd::CustomResourceExt,
+    informer::Scope,
+    leader::LeaderElection,
+    manager::{Manager, ManagerBuilder},
     testing::ControlPlane,
 };
 use serde_json::json;
@@ -60,14 +65,18 @@ async fn main() -> anyhow::Result<()> {
     if args.print_rbac {
         // Nothing is sent: the client only has to exist for the operator to be built.
         let offline = Client::try_from(kube::Config::new("https://127.0.0.1:1".parse()?))?;
-        let manager = operator(offline, &args, None).await?;
+        let manager = operator(Manager::builder(offline), &args, None).await?;
         let role = manager.permissions().cluster_role("webapp-operator");
         print!("{}", serde_saphyr::to_string(&role)?);
         return Ok(());
     }
-    cluster::init_tracing("info,kube=warn");
+    logging::init_tracing("info");
 
-    let (client, control_plane) = cluster::connect(args.kubeconfig.as_deref(), None, || {
+    let cluster::Connection {
+        client,
+        server_url,
+        control_plane,
+    } = cluster::connect(args.kubeconfig.as_deref(), None, || {
         ControlPlane::builder()
             .fake_nodes(2)
             .kube_controller_manager([
@@ -79,7 +88,8 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
 
-    let manager = operator(client.clone(), &args, Some(args.health_address)).await?;
+    let builder = Manager::builder(client.clone()).server_url(server_url);
+    let manager = operator(builder, &args, Some(args.health_address)).await?;
     if let Some(address) = manager.health_address() {
         println!("Serving /metrics, /healthz and /readyz on http://{address}");
     }
@@ -95,11 +105,10 @@ async fn main() -> anyhow::Result<()> {
 
 /// The manager running the operator, as the flags say.
 async fn operator(
-    client: Client,
+    mut builder: ManagerBuilder,
     args: &Args,
     health_address: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<Manager> {
-    let mut builder = Manager::builder(client);
     if let Some(address) = health_address {
         builder = builder.health_address(address);
     }

@@ -1,29 +1,22 @@
 //! How the example binaries reach a cluster: an explicit `--kubeconfig`, or else a
-//! local control plane of their own; running their manager until a signal. Also their
-//! logging setup.
+//! local control plane of their own; running their manager until a signal.
 
 use std::path::Path;
 
 use anyhow::Context;
-use kube::{
-    Client, Config,
-    config::{KubeConfigOptions, Kubeconfig},
-};
+use kube::Client;
 use kube_reconcile::{
     controller::shutdown_signal,
     manager::Manager,
     testing::{ControlPlane, ControlPlaneBuilder},
 };
 
-/// Logs to stderr at `default` (e.g. `info,kube=warn`) unless `RUST_LOG` says otherwise.
-pub fn init_tracing(default: &str) {
-    let default = default.to_string();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| default.into()),
-        )
-        .init();
+/// Where an example binary runs: its client, the server that client talks to, and the
+/// local control plane it started, if any.
+pub struct Connection {
+    pub client: Client,
+    pub server_url: String,
+    pub control_plane: Option<ControlPlane>,
 }
 
 /// A client for `kubeconfig`'s current context, sending `user_agent` if given;
@@ -33,16 +26,20 @@ pub async fn connect(
     kubeconfig: Option<&Path>,
     user_agent: Option<&str>,
     local: impl FnOnce() -> ControlPlaneBuilder,
-) -> anyhow::Result<(Client, Option<ControlPlane>)> {
+) -> anyhow::Result<Connection> {
     if let Some(path) = kubeconfig {
-        let kubeconfig = Kubeconfig::read_from(path).context("reading --kubeconfig")?;
-        let mut config =
-            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+        // The error names the file: "kubeconfig <path>: failed to parse ...".
+        let mut config = kube_reconcile::kubeconfig::load(path, None).await?;
         if let Some(agent) = user_agent {
             let value = http::HeaderValue::from_str(agent).context("the user agent")?;
             config.headers.push((http::header::USER_AGENT, value));
         }
-        return Ok((Client::try_from(config)?, None));
+        let server_url = config.cluster_url.to_string();
+        return Ok(Connection {
+            client: Client::try_from(config)?,
+            server_url,
+            control_plane: None,
+        });
     }
     println!("No --kubeconfig: starting a local control plane...");
     let control_plane = local().start().await?;
@@ -50,7 +47,11 @@ pub async fn connect(
         "Reach it with: export KUBECONFIG={}",
         control_plane.kubeconfig_path().display()
     );
-    Ok((control_plane.client().await?, Some(control_plane)))
+    Ok(Connection {
+        client: control_plane.client().await?,
+        server_url: control_plane.server_url().to_string(),
+        control_plane: Some(control_plane),
+    })
 }
 
 /// Runs `manager` until SIGTERM or Ctrl-C, running `meanwhile` (e.g. a sample object

@@ -58,6 +58,7 @@ pub mod expectations;
 pub mod finalizer;
 pub mod informer;
 mod key;
+pub mod kubeconfig;
 pub mod leader;
 pub mod manager;
 pub mod metrics;

@@ -55,7 +55,7 @@ where
         for _ in 0..self.workers {
             workers.spawn(self.worker(stopped.clone()));
         }
-        info!(controller = %self.name(), workers = self.workers, "caches synced; workers started");
+        info!(controller = %self.name(), workers = self.workers, "Started controller");
         shutdown.await;
 
         info!(controller = %self.name(), "shutting down: waiting for in-flight reconciles");

@@ -379,6 +379,10 @@ where
         lifecycle: Lifecycle,
         shutdown: impl Future<Output = ()> + Send,
     ) {
+        // kube-controller-manager's words, so its readers find the same three lines:
+        // "Starting controller", "Caches are synced", "Started controller" (the last
+        // once workers run, which under leader election waits for the lease).
+        tracing::info!(controller = %self.name, "Starting controller");
         let context = Arc::new(self.context());
         // Keys parked behind their own writes come back once a watch shows them.
         let resume_parked: source::AfterChange = match &context.writes {
@@ -404,8 +408,10 @@ where
             abort,
         } = lifecycle;
         tokio::pin!(shutdown);
+        let name = &self.name;
         let ready = async {
             synced.await;
+            tracing::info!(controller = %name, "Caches are synced");
             on_synced();
             leading.await;
         };

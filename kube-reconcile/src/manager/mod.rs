@@ -50,7 +50,6 @@ use futures::future::BoxFuture;
 use kube::Client;
 use tokio::{net::TcpListener, sync::watch};
 use tokio_util::sync::CancellationToken;
-use tracing::info;
 
 use crate::{
     controller::{Controller, Lifecycle},
@@ -89,6 +88,7 @@ pub struct ManagerBuilder {
     election: Option<LeaderElection>,
     address: Option<SocketAddr>,
     limits: Option<(f64, u32)>,
+    server_url: Option<String>,
 }
 
 impl std::fmt::Debug for ManagerBuilder {
@@ -97,6 +97,7 @@ impl std::fmt::Debug for ManagerBuilder {
             .field("election", &self.election)
             .field("address", &self.address)
             .field("limits", &self.limits)
+            .field("server_url", &self.server_url)
             .finish_non_exhaustive()
     }
 }
@@ -124,6 +125,14 @@ impl ManagerBuilder {
         self
     }
 
+    /// The client's API server URL (e.g. `kube::Config::cluster_url`), for the
+    /// informers to name when a list or watch fails (see
+    /// [`InformerFactory::with_server_url`]; a `kube::Client` cannot tell it).
+    pub fn server_url(mut self, url: impl Into<String>) -> Self {
+        self.server_url = Some(url.into());
+        self
+    }
+
     /// Binds the server's address and prepares the election.
     pub async fn build(self) -> Result<Manager, ManagerError> {
         let elector = self
@@ -146,8 +155,12 @@ impl ManagerBuilder {
             None => None,
         };
         let metrics = Metrics::new();
+        let mut factory = InformerFactory::new(client.clone()).with_metrics(&metrics);
+        if let Some(url) = self.server_url {
+            factory = factory.with_server_url(url);
+        }
         Ok(Manager {
-            factory: InformerFactory::new(client.clone()).with_metrics(&metrics),
+            factory,
             client,
             unlimited,
             limits: self.limits,
@@ -194,6 +207,7 @@ impl Manager {
             election: None,
             address: None,
             limits: None,
+            server_url: None,
         }
     }
 
@@ -289,7 +303,7 @@ impl Manager {
 
         let (stop, abort) = (CancellationToken::new(), CancellationToken::new());
         let mut running = Vec::new();
-        for (name, run) in self.controllers {
+        for (_, run) in self.controllers {
             let synced = synced.clone();
             let lifecycle = Lifecycle {
                 synced: Box::new(move || {
@@ -298,7 +312,6 @@ impl Manager {
                 leading: Box::pin(until(leadership.clone(), Leadership::Leading)),
                 abort: Box::pin(abort.clone().cancelled_owned()),
             };
-            info!(controller = %name, "starting");
             running.push(tokio::spawn(run(lifecycle, stop.clone())));
         }
         let lost = tokio::select! {
