@@ -7,7 +7,9 @@
 //! are exactly the ones the final state needs, and none of them was deleted again.
 //!
 //! Each scenario has its own control plane (the faults are global); at most two run
-//! at once so that a 2-core machine keeps up. Each prints one `reliability |` line,
+//! at once so that a 2-core machine keeps up. The controllers under test reach the API
+//! server only through the control plane's fault proxy; the test's own client (set-up,
+//! the pod ledger, convergence checks) goes direct. Each prints one `reliability |` line,
 //! the source of RELIABILITY.md's table.
 
 #[path = "../examples/controllers/mod.rs"]
@@ -57,10 +59,14 @@ async fn slot() -> SemaphorePermit<'static> {
 const BURST: i32 = 500;
 const ROLLOUT: i32 = 40;
 
-/// A control plane with fake Nodes (for the Deployment's pods to become Ready) and
-/// the hand-driven Node (where the burst's pods stay Pending, sparing the scheduler).
+/// A control plane with fake Nodes (for the Deployment's pods to become Ready), the
+/// hand-driven Node (where the burst's pods stay Pending, sparing the scheduler) and
+/// the fault proxy, which every controller under test goes through.
 fn cluster() -> ControlPlaneBuilder {
-    ControlPlane::builder().fake_nodes(2).manual_node()
+    ControlPlane::builder()
+        .fake_nodes(2)
+        .manual_node()
+        .fault_proxy()
 }
 
 /// A namespace holding a settled Deployment of [`ROLLOUT`] pods, our controllers on
@@ -120,7 +126,7 @@ async fn burst_and_rollout(
 async fn apiserver_sigkilled_ten_times_during_a_burst_and_a_rollout() {
     let _slot = slot().await;
     let cp = support::start(cluster()).await;
-    let client = cp.client().await.unwrap();
+    let through_proxy = cp.fault_proxy().unwrap().client().await.unwrap();
     let crashes = async {
         for _ in 0..10 {
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -129,7 +135,7 @@ async fn apiserver_sigkilled_ten_times_during_a_burst_and_a_rollout() {
     };
     burst_and_rollout(
         &cp,
-        client,
+        through_proxy,
         "apiserver-sigkill",
         "kube-apiserver SIGKILLed and restarted 10 times, 1 s apart",
         crashes,
@@ -140,7 +146,7 @@ async fn apiserver_sigkilled_ten_times_during_a_burst_and_a_rollout() {
 #[tokio::test]
 async fn watch_connections_cut_every_two_seconds_during_a_burst_and_a_rollout() {
     let _slot = slot().await;
-    let cp = support::start(cluster().fault_proxy()).await;
+    let cp = support::start(cluster()).await;
     let proxy = cp.fault_proxy().unwrap();
     let cuts = async {
         for _ in 0..12 {
@@ -161,7 +167,7 @@ async fn watch_connections_cut_every_two_seconds_during_a_burst_and_a_rollout() 
 #[tokio::test]
 async fn latency_with_jitter_on_every_request_creates_no_duplicates() {
     let _slot = slot().await;
-    let cp = support::start(cluster().fault_proxy()).await;
+    let cp = support::start(cluster()).await;
     let proxy = cp.fault_proxy().unwrap();
     proxy
         .add_latency(Duration::from_millis(300), Duration::from_millis(100))
@@ -310,10 +316,11 @@ fn audited(audit_log: &Path, code: u16, uri_part: &str) -> usize {
 #[tokio::test]
 async fn status_conflict_storm_from_a_competing_writer() {
     let _slot = slot().await;
-    let cp = support::start(ControlPlane::builder().fake_nodes(2).audit_log()).await;
+    let builder = ControlPlane::builder().fake_nodes(2).audit_log();
+    let cp = support::start(builder.fault_proxy()).await;
     let client = cp.client().await.unwrap();
     let ns = cp.create_namespace(&client, "conflicts").await.unwrap();
-    let ours = Ours::start(&client, &ns);
+    let ours = Ours::start(&cp.fault_proxy().unwrap().client().await.unwrap(), &ns);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     let ledger = PodLedger::start(&client, &ns).await;
     let started = Instant::now();
@@ -388,11 +395,15 @@ async fn shed_load_429s_are_retried_after_the_servers_delay() {
     let builder = ControlPlane::builder()
         .manual_node()
         .audit_log()
+        .fault_proxy()
         .kube_apiserver_args(limits);
     let cp = support::start(builder).await;
     let client = cp.client().await.unwrap();
     let ns = cp.create_namespace(&client, "shed").await.unwrap();
-    let as_controllers = support::impersonating(&cp, &ns, "controllers").await;
+    // As a ServiceAccount (impersonated) through the proxy: not exempt from the limits.
+    let mut config = cp.fault_proxy().unwrap().config().await.unwrap();
+    config.auth_info.impersonate = Some(format!("system:serviceaccount:{ns}:controllers"));
+    let as_controllers = Client::try_from(config).unwrap();
     let retrying = kube_reconcile::client::honouring_retry_after(
         as_controllers,
         kube_reconcile::client::DEFAULT_MAX_RETRIES,
@@ -455,7 +466,10 @@ fn controller_manager() -> PathBuf {
 fn spawn_controller_manager(cp: &ControlPlane, log: &str) -> Child {
     let log = std::fs::File::create(cp.dir().join(log)).unwrap();
     Command::new(controller_manager())
-        .arg(format!("--kubeconfig={}", cp.kubeconfig_path().display()))
+        .arg(format!(
+            "--kubeconfig={}",
+            cp.fault_proxy().unwrap().kubeconfig_path().display()
+        ))
         .args([
             "--controllers=replicaset",
             "--leader-elect=false",
@@ -471,7 +485,7 @@ fn spawn_controller_manager(cp: &ControlPlane, log: &str) -> Child {
 #[tokio::test]
 async fn controller_sigkilled_mid_burst_rebuilds_expectations_from_the_cache() {
     let _slot = slot().await;
-    let cp = support::start(ControlPlane::builder().manual_node()).await;
+    let cp = support::start(ControlPlane::builder().manual_node().fault_proxy()).await;
     let client = cp.client().await.unwrap();
     let ns = cp.create_namespace(&client, "killed").await.unwrap();
     let mut first = spawn_controller_manager(&cp, "controller-manager-1.log");

@@ -23,7 +23,12 @@ use super::{Error, pki, process::http_request};
 /// The proxy's name in toxiproxy.
 const PROXY: &str = "kube-apiserver";
 
-/// A handle to the control plane's fault proxy; see the [module docs](self). Obtained
+/// A handle to the control plane's fault proxy: Shopify's toxiproxy between clients
+/// and kube-apiserver. TLS passes through untouched (the proxy sees bytes, not
+/// requests), so a client of the proxy talks to the real API server. Faults apply per
+/// connection: a cut drops every open connection (watches included), a blackhole keeps
+/// connections open but lets no byte through, latency and bandwidth limits slow every
+/// byte. Obtained
 /// from [`ControlPlane::fault_proxy`](super::ControlPlane::fault_proxy) when the
 /// builder asked for [`fault_proxy`](super::ControlPlaneBuilder::fault_proxy).
 ///
