@@ -165,6 +165,27 @@ async fn watch_connections_cut_every_two_seconds_during_a_burst_and_a_rollout() 
 }
 
 #[tokio::test]
+async fn a_fifteen_second_network_blackhole_during_a_burst_and_a_rollout() {
+    let _slot = slot().await;
+    let cp = support::start(cluster()).await;
+    let proxy = cp.fault_proxy().unwrap();
+    let partition = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        proxy.blackhole().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        proxy.restore().await.unwrap();
+    };
+    burst_and_rollout(
+        &cp,
+        proxy.client().await.unwrap(),
+        "blackhole",
+        "no byte through in either direction for 15 s (connections left open), then healed",
+        partition,
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn latency_with_jitter_on_every_request_creates_no_duplicates() {
     let _slot = slot().await;
     let cp = support::start(cluster()).await;
