@@ -347,25 +347,27 @@ async fn status_conflict_storm_from_a_competing_writer() {
     let started = Instant::now();
     create(&deployments, &deployment("contended", 30)).await;
 
-    // A competing writer patches the same status (a condition of its own) every
-    // 50 ms, so the Deployment controller's status updates, which carry the
+    // Two competing writers patch the same status (a condition of their own) every
+    // 10 ms each, so the Deployment controller's status updates, which carry the
     // resourceVersion they were computed from, keep meeting a newer one.
-    let storm = {
-        let deployments = deployments.clone();
-        tokio::spawn(async move {
-            for i in 0.. {
-                let condition = json!({"type": "CompetingWriter", "status": "True",
-                    "reason": "Storm", "message": format!("write {i}")});
-                let patch = json!({"status": {"conditions": [condition]}});
-                let params = PatchParams::default();
-                let _ = deployments
-                    .patch_status("contended", &params, &Patch::Strategic(patch))
-                    .await;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+    let storm: Vec<_> = (0..2)
+        .map(|writer| {
+            let deployments = deployments.clone();
+            tokio::spawn(async move {
+                for i in 0.. {
+                    let condition = json!({"type": format!("CompetingWriter{writer}"),
+                    "status": "True", "reason": "Storm", "message": format!("write {i}")});
+                    let patch = json!({"status": {"conditions": [condition]}});
+                    let params = PatchParams::default();
+                    let _ = deployments
+                        .patch_status("contended", &params, &Patch::Strategic(patch))
+                        .await;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
         })
-    };
-    for replicas in [30, 60, 20, 40] {
+        .collect();
+    for replicas in [30, 60, 20, 40, 10, 50] {
         let scale = json!({"spec": {"replicas": replicas}});
         deployments
             .patch("contended", &PatchParams::default(), &Patch::Merge(scale))
@@ -377,29 +379,30 @@ async fn status_conflict_storm_from_a_competing_writer() {
         .await;
     }
     let took = started.elapsed();
-    storm.abort();
+    storm.iter().for_each(|writer| writer.abort());
     tokio::time::sleep(Duration::from_secs(3)).await;
     let conflicts = audited(
         &cp.audit_log_path().unwrap(),
         409,
         &format!("/namespaces/{ns}/deployments/contended/status"),
     );
-    // 30 created, 30 more for 60, 40 deleted for 20, 20 created for 40.
+    // Created: 30, then 30 more for 60, 20 for 40 and 40 for 50; deleted on purpose:
+    // 40 for 20 and 30 for 10.
     report(
         "conflict-storm",
         &format!(
-            "a competing writer patching the Deployment's status every 50 ms; scaled 30→60→20→40; {conflicts} status updates refused with 409"
+            "two competing writers patching the Deployment's status every 10 ms each; scaled 30→60→20→40→10→50; {conflicts} status updates refused with 409"
         ),
         &ledger,
-        80,
+        120,
         took,
     );
     assert!(
         conflicts > 0,
         "the storm caused no conflict: it tested nothing"
     );
-    assert_eq!(ledger.created(), 80);
-    assert_eq!(ledger.created_then_deleted(), 40);
+    assert_eq!(ledger.created(), 120);
+    assert_eq!(ledger.created_then_deleted(), 70);
     ours.stop().await;
 }
 
