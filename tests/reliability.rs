@@ -144,6 +144,63 @@ async fn apiserver_sigkilled_ten_times_during_a_burst_and_a_rollout() {
 }
 
 #[tokio::test]
+async fn apiserver_sigkilled_during_a_scale_down_deletes_no_pod_too_many() {
+    let _slot = slot().await;
+    let cp = support::start(ControlPlane::builder().manual_node().fault_proxy()).await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace(&client, "scale-down").await.unwrap();
+    let ours = Ours::start(&cp.fault_proxy().unwrap().client().await.unwrap(), &ns);
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns);
+    create(&sets, &replica_set("shrink", 300, true)).await;
+    converge("300 pods", async || {
+        replica_set_settled(&client, &ns, "shrink", 300).await
+    })
+    .await;
+    let ledger = PodLedger::start(&client, &ns).await;
+    let started = Instant::now();
+    let scale = |replicas: i32| {
+        let sets = sets.clone();
+        async move {
+            let patch = Patch::Merge(json!({"spec": {"replicas": replicas}}));
+            sets.patch("shrink", &PatchParams::default(), &patch)
+                .await
+                .unwrap();
+        }
+    };
+    // Deletes cut off by the crashes must not be repeated on other pods: a pod
+    // deleted too many would be replaced, and show up as a creation below.
+    scale(100).await;
+    for crash in 0..5 {
+        // The first crash lands while the deletes are in flight.
+        let pause = if crash == 0 { 150 } else { 500 };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        cp.crash_apiserver().await.unwrap();
+    }
+    let client = cp.client().await.unwrap();
+    converge("scaled down to 100", async || {
+        replica_set_settled(&client, &ns, "shrink", 100).await
+    })
+    .await;
+    scale(300).await;
+    converge("scaled back to 300", async || {
+        replica_set_settled(&client, &ns, "shrink", 300).await
+    })
+    .await;
+    let took = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    report(
+        "apiserver-sigkill-scale-down",
+        "300→100 with kube-apiserver SIGKILLed 5 times, then back to 300",
+        &ledger,
+        200,
+        took,
+    );
+    assert_eq!(ledger.created(), 200, "pods deleted too many were replaced");
+    assert_eq!(ledger.created_then_deleted(), 0);
+    ours.stop().await;
+}
+
+#[tokio::test]
 async fn watch_connections_cut_every_two_seconds_during_a_burst_and_a_rollout() {
     let _slot = slot().await;
     let cp = support::start(cluster()).await;

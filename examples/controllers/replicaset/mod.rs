@@ -99,9 +99,9 @@ pub struct ReplicaSetController {
     expectations: Arc<UidTrackingExpectations>,
     /// When each ReplicaSet's status was last written (see [`PROGRESS_INTERVAL`]).
     status_written: Mutex<HashMap<ObjectKey, Instant>>,
-    /// ReplicaSets with a pod create whose outcome is unknown (the connection broke or
-    /// the server failed mid-request): the pod may exist without the cache showing it
-    /// yet, so the next sync asks the API server before creating again.
+    /// ReplicaSets with a pod create or delete whose outcome is unknown (the connection
+    /// broke or the server failed mid-request): the cache may not show its effect yet,
+    /// so the next sync asks the API server before writing again.
     uncertain: Mutex<HashSet<ObjectKey>>,
 }
 
@@ -248,7 +248,7 @@ impl Reconcile<ReplicaSet> for ReplicaSetController {
             return Ok(Action::Done);
         };
         let needs_sync =
-            self.expectations.satisfied(&key) && self.settle_uncertain_creates(&key, &rs).await?;
+            self.expectations.satisfied(&key) && self.settle_uncertain_writes(&key, &rs).await?;
         let selector = match Selector::from_label_selector(Some(&rs.spec.selector)) {
             Ok(selector) => selector,
             Err(error) => {
@@ -316,12 +316,14 @@ impl ReplicaSetController {
         self.uncertain.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// After a create whose outcome is unknown: lists the ReplicaSet's pods from the
-    /// API server and expects the ones the cache has not seen yet, so that the sync
-    /// waits for them instead of creating them again. Returns whether the sync may go
-    /// on (nothing was missing from the cache); fails while the server is unreachable,
-    /// so the ReplicaSet is retried with backoff and creates nothing meanwhile.
-    async fn settle_uncertain_creates(
+    /// After a create or delete whose outcome is unknown: lists the ReplicaSet's pods
+    /// from the API server and expects what the cache has not caught up with — pods
+    /// that exist but are not cached yet, or cached pods already gone — so that the
+    /// sync waits for the cache instead of creating or deleting again. Returns whether
+    /// the sync may go on (the cache agreed with the server); fails while the server
+    /// is unreachable, so the ReplicaSet is retried with backoff and writes nothing
+    /// meanwhile.
+    async fn settle_uncertain_writes(
         &self,
         key: &ObjectKey,
         rs: &ReplicaSet,
@@ -336,18 +338,36 @@ impl ReplicaSetController {
             .list_metadata(&ListParams::default())
             .await
             .map_err(|source| manage_error(key, source))?;
-        let unseen = listed
+        let on_server: HashSet<ObjectKey> = listed
             .items
             .iter()
             .filter(|pod| controller_of(*pod).is_some_and(|owner| owner.uid == uid))
-            .filter(|pod| self.pods.get(&ObjectKey::of(*pod)).is_none())
+            .map(ObjectKey::of)
+            .collect();
+        let unseen = on_server
+            .iter()
+            .filter(|pod| self.pods.get(pod).is_none())
             .count();
-        self.lock_uncertain().remove(key);
+        let gone: Vec<String> = self
+            .pods
+            .controlled_by(&uid)
+            .iter()
+            .filter(|pod| !on_server.contains(&ObjectKey::of(&***pod)))
+            .map(|pod| pods::key(pod))
+            .collect();
+        // One kind of expectation at a time: deletions are settled by the next sync.
         if unseen > 0 {
-            info!(%key, unseen, "pods exist that creates with lost answers made; waiting for the cache to show them");
+            info!(%key, unseen, "pods made by creates whose answers were lost; waiting for the cache");
             self.expectations.expect_creations(key, unseen);
+            return Ok(false);
         }
-        Ok(unseen == 0)
+        self.lock_uncertain().remove(key);
+        if !gone.is_empty() {
+            info!(%key, gone = gone.len(), "pods removed by deletes whose answers were lost; waiting for the cache");
+            self.expectations.expect_deletions(key, gone);
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     fn api<K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>>(
@@ -472,6 +492,9 @@ impl ReplicaSetController {
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
             Err(error) => {
                 self.expectations.deletion_observed(key, &pods::key(pod));
+                if outcome_unknown(&error) {
+                    self.lock_uncertain().insert(key.clone());
+                }
                 let note = format!("Error deleting: {}", api_message(&error));
                 ctx.event(EventType::Warning, FAILED_DELETE, &note);
                 Err(error)
