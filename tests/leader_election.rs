@@ -8,7 +8,7 @@
 mod support;
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -24,20 +24,6 @@ use serde_json::json;
 const LEASE: &str = "kube-reconcile-controller-manager";
 const AGENT: &str = "kube-reconcile-controller-manager/";
 
-/// The debug build of the example, which `cargo test` builds with the tests.
-fn binary() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let binary = target.join("debug/examples/controller-manager");
-    assert!(
-        binary.is_file(),
-        "{} is missing: `cargo test` builds it; run `cargo build --example controller-manager`",
-        binary.display()
-    );
-    binary
-}
-
 struct Replica {
     identity: String,
     child: Child,
@@ -46,7 +32,7 @@ struct Replica {
 impl Replica {
     fn spawn(cp: &ControlPlane, identity: &str) -> Self {
         let log = std::fs::File::create(cp.dir().join(format!("{identity}.log"))).unwrap();
-        let child = Command::new(binary())
+        let child = Command::new(support::controller_manager_binary())
             .arg(format!("--kubeconfig={}", cp.kubeconfig_path().display()))
             .args([
                 "--controllers=replicaset",

@@ -20,7 +20,7 @@ mod support;
 use std::{
     collections::HashSet,
     convert::Infallible,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -530,23 +530,9 @@ async fn shed_load_429s_are_retried_after_the_servers_delay() {
     ours.stop().await;
 }
 
-/// The debug build of the controller-manager example, which `cargo test` builds.
-fn controller_manager() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let binary = target.join("debug/examples/controller-manager");
-    assert!(
-        binary.is_file(),
-        "{} is missing: `cargo test` builds it; run `cargo build --example controller-manager`",
-        binary.display()
-    );
-    binary
-}
-
 fn spawn_controller_manager(cp: &ControlPlane, log: &str) -> Child {
     let log = std::fs::File::create(cp.dir().join(log)).unwrap();
-    Command::new(controller_manager())
+    Command::new(support::controller_manager_binary())
         .arg(format!(
             "--kubeconfig={}",
             cp.fault_proxy().unwrap().kubeconfig_path().display()

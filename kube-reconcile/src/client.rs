@@ -34,21 +34,50 @@ use crate::queue::{RateLimiter, TokenBucket};
 /// # Panics
 /// If `qps` is not positive.
 pub fn rate_limited(client: Client, qps: f64, burst: u32) -> Client {
+    let bucket = Arc::new(TokenBucket::new(qps, burst.max(1)));
+    wrap(client, move |inner, request| {
+        // Reserve a token now; wait for it if the bucket is empty.
+        let wait = RateLimiter::<()>::when(&*bucket, &());
+        Box::pin(async move {
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            inner.send(request).await
+        })
+    })
+}
+
+/// What a wrapped client does with each request: `inner` is the client it wraps.
+type SendFn = dyn Fn(Client, Request<Body>) -> BoxFuture<'static, Result<Response<Body>, kube::Error>>
+    + Send
+    + Sync;
+
+/// A client that hands every request, with the client it wraps, to `send` (which
+/// usually ends in `inner.send(request)`); the wrapper keeps `client`'s default
+/// namespace. The building block of [`rate_limited`], [`honouring_retry_after`] and
+/// [`fenced`](crate::leader::fenced).
+pub(crate) fn wrap(
+    client: Client,
+    send: impl Fn(Client, Request<Body>) -> BoxFuture<'static, Result<Response<Body>, kube::Error>>
+    + Send
+    + Sync
+    + 'static,
+) -> Client {
     let namespace = client.default_namespace().to_string();
-    let service = RateLimited {
+    let service = Wrapped {
         inner: client,
-        bucket: Arc::new(TokenBucket::new(qps, burst.max(1))),
+        send: Arc::new(send),
     };
     Client::new(service, namespace)
 }
 
 #[derive(Clone)]
-struct RateLimited {
+struct Wrapped {
     inner: Client,
-    bucket: Arc<TokenBucket>,
+    send: Arc<SendFn>,
 }
 
-impl tower::Service<Request<Body>> for RateLimited {
+impl tower::Service<Request<Body>> for Wrapped {
     type Response = Response<Body>;
     type Error = kube::Error;
     type Future = BoxFuture<'static, Result<Response<Body>, kube::Error>>;
@@ -58,15 +87,7 @@ impl tower::Service<Request<Body>> for RateLimited {
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let (inner, bucket) = (self.inner.clone(), self.bucket.clone());
-        Box::pin(async move {
-            // Reserve a token now; wait for it if the bucket is empty.
-            let wait = RateLimiter::<()>::when(&*bucket, &());
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
-            }
-            inner.send(request).await
-        })
+        (self.send)(self.inner.clone(), request)
     }
 }
 
@@ -102,33 +123,7 @@ const LONGEST_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// a retry does not take a token from a [`rate_limited`] client wrapped inside it.
 /// [`Manager`](crate::manager::Manager) clients already retry so.
 pub fn honouring_retry_after(client: Client, max_retries: u32) -> Client {
-    let namespace = client.default_namespace().to_string();
-    Client::new(
-        RetryAfter {
-            inner: client,
-            max_retries,
-        },
-        namespace,
-    )
-}
-
-#[derive(Clone)]
-struct RetryAfter {
-    inner: Client,
-    max_retries: u32,
-}
-
-impl tower::Service<Request<Body>> for RetryAfter {
-    type Response = Response<Body>;
-    type Error = kube::Error;
-    type Future = BoxFuture<'static, Result<Response<Body>, kube::Error>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let (inner, max_retries) = (self.inner.clone(), self.max_retries);
+    wrap(client, move |inner, request| {
         Box::pin(async move {
             let mut request = request;
             let mut retries = 0;
@@ -151,7 +146,7 @@ impl tower::Service<Request<Body>> for RetryAfter {
                 request = again;
             }
         })
-    }
+    })
 }
 
 /// The delay a 429 or 5xx answer asks for in `Retry-After` (whole seconds, as

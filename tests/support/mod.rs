@@ -171,3 +171,18 @@ pub async fn grant(
     })
     .await;
 }
+
+/// The debug build of the controller-manager example, which `cargo test` builds with
+/// the tests (`cargo test --test <one>` does not: build it first).
+pub fn controller_manager_binary() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let binary = target.join("debug/examples/controller-manager");
+    assert!(
+        binary.is_file(),
+        "{} is missing: `cargo test` builds it; run `cargo build --example controller-manager`",
+        binary.display()
+    );
+    binary
+}

@@ -2,13 +2,11 @@
 
 use std::{
     sync::{Arc, Mutex},
-    task::{Context, Poll},
     time::Instant,
 };
 
-use futures::future::BoxFuture;
-use http::{Method, Request, Response};
-use kube::{Client, client::Body};
+use http::Method;
+use kube::Client;
 
 /// Whether this process may still write as leader: true until the renew deadline after
 /// its last successful lease renewal (measured from when that renewal was sent), false
@@ -66,46 +64,20 @@ pub struct Fenced {
 /// Wrap the client closest to the wire, so the check runs just before the request
 /// leaves: `rate_limited(fenced(client, fence), ..)`, not the other way round.
 pub fn fenced(client: Client, fence: Fence) -> Client {
-    let namespace = client.default_namespace().to_string();
-    Client::new(
-        FencedService {
-            inner: client,
-            fence,
-        },
-        namespace,
-    )
-}
-
-#[derive(Clone)]
-struct FencedService {
-    inner: Client,
-    fence: Fence,
-}
-
-impl tower::Service<Request<Body>> for FencedService {
-    type Response = Response<Body>;
-    type Error = kube::Error;
-    type Future = BoxFuture<'static, Result<Response<Body>, kube::Error>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
+    crate::client::wrap(client, move |inner, request| {
         let mutating = matches!(
             *request.method(),
             Method::POST | Method::PUT | Method::PATCH | Method::DELETE
         );
-        if mutating && !self.fence.holds() {
+        if mutating && !fence.holds() {
             let refused = Fenced {
                 method: request.method().clone(),
                 path: request.uri().path().to_string(),
             };
             return Box::pin(async move { Err(kube::Error::Service(Box::new(refused))) });
         }
-        let inner = self.inner.clone();
         Box::pin(async move { inner.send(request).await })
-    }
+    })
 }
 
 #[cfg(test)]
