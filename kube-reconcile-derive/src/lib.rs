@@ -61,6 +61,12 @@
 //! `skip` and `flatten`, and `#[schemars(...)]` keys (e.g. `#[schemars(extend("multipleOf"
 //! = 8))]`, accepted on types using these derives), are honoured as schemars does.
 //!
+//! # `#[derive(Projection)]`
+//!
+//! A struct of the fields a controller reads from another type (`#[projection(of =
+//! Pod)]`), each checked against it at compile time; its informers watch the source's
+//! API path. Documented, with examples and caveats, in `kube_reconcile::projection`.
+//!
 //! # `Option`: absent, not null
 //!
 //! As with controller-gen, an `Option<T>` field is optional: it may be absent. It is
@@ -200,6 +206,7 @@
 mod attrs;
 mod checks;
 mod garde_rules;
+mod projection;
 mod resource;
 mod serde_info;
 mod shadow;
@@ -237,6 +244,18 @@ pub fn derive_crd_schema(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     attrs::parse(&input.attrs, Position::Container)
         .and_then(|(_, schema)| shadow::expand(&input, &schema))
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Derives a typed projection: `Deserialize` reading only the declared fields,
+/// `ProjectionOf<Source>`, `kube::Resource` for a top-level projection, and a
+/// compile-time check of each field against the source. Documented with runnable
+/// examples in `kube_reconcile::projection`.
+#[proc_macro_derive(Projection, attributes(projection, serde))]
+pub fn derive_projection(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    projection::expand(&input)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

@@ -32,6 +32,9 @@
 //! - [`crd`] (feature `derive`, on by default): `#[derive(Crd)]` turns a spec struct
 //!   into a resource type and a structural CustomResourceDefinition, with garde rules
 //!   enforced by kube-apiserver too; several versions merged, converted with `From`;
+//! - [`projection`] (feature `derive`): `#[derive(Projection)]` declares the fields a
+//!   controller reads of a resource, checked against it at compile time, and informers,
+//!   stores and controllers work on that smaller type under the resource's API path;
 //! - [`ObjectKey`]: how queues and stores name objects;
 //! - [`testing`] (feature `testing`): a real local control plane — etcd and
 //!   kube-apiserver v1.37 built from Go modules, optionally kube-scheduler with kwok's
@@ -63,6 +66,9 @@ pub mod leader;
 pub mod manager;
 pub mod metrics;
 pub mod ownership;
+#[cfg(feature = "derive")]
+#[cfg_attr(docsrs, doc(cfg(feature = "derive")))]
+pub mod projection;
 pub mod queue;
 pub mod rbac;
 pub mod reconcile;
@@ -78,6 +84,10 @@ pub mod webhook;
 pub mod workloads;
 
 pub use key::ObjectKey;
+
+// Lets this crate's unit tests use its own derives, whose code names `::kube_reconcile`.
+#[cfg(test)]
+extern crate self as kube_reconcile;
 
 /// The names most controllers use, for `use kube_reconcile::prelude::*;`.
 pub mod prelude {
