@@ -22,7 +22,7 @@ use kube::{
 use kube_reconcile::{
     controller::Controller,
     informer::{Change, InformerFactory, Scope},
-    projection::Projection,
+    projection::{Projection, check_names},
     reconcile::{Action, Reconcile, Request},
     testing::ControlPlane,
 };
@@ -140,6 +140,15 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[test]
+fn every_name_read_is_a_pod_field() {
+    check_names::<PodView>().unwrap();
+    check_names::<SpecView>().unwrap();
+    check_names::<ContainerView>().unwrap();
+    check_names::<StatusView>().unwrap();
+    check_names::<RestartsView>().unwrap();
 }
 
 #[tokio::test]

@@ -44,6 +44,8 @@ struct Field<'a> {
     serde: Vec<&'a Attribute>,
     /// Serde keys present among them (`rename`, `skip`, `default`, ...).
     serde_keys: Vec<String>,
+    /// The name given by `rename = "..."` or `rename(deserialize = "...")`, if read.
+    serde_rename: Option<String>,
 }
 
 pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
@@ -94,8 +96,27 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
     let of = &container.of;
     let p = private();
     let resource = (!container.nested).then(|| resource(ident, of));
+    let names = fields.iter().filter_map(|f| {
+        let has = |k: &str| f.serde_keys.iter().any(|s| s == k);
+        if has("skip") || has("skip_deserializing") || has("flatten") {
+            return None;
+        }
+        match (&f.serde_rename, has("rename")) {
+            (Some(name), _) => Some(name.clone()),
+            // A rename this derive could not read: leave the name out of the list.
+            (None, true) => None,
+            (None, false) => Some(json_name(
+                &f.source.to_string(),
+                !container.plain_camel_case,
+            )),
+        }
+    });
     Ok(quote! {
         impl #p::ProjectionOf<#of> for #ident {}
+        impl #p::Projection for #ident {
+            type Source = #of;
+            const FIELDS: &'static [&'static str] = &[#(#names),*];
+        }
         #deserialize
         #check
         #resource
@@ -165,10 +186,26 @@ fn field(f: &syn::Field) -> syn::Result<Field<'_>> {
         .filter(|a| a.path().is_ident("serde"))
         .collect();
     let mut serde_keys = Vec::new();
+    let mut serde_rename = None;
     for attr in &serde {
         attr.parse_nested_meta(|meta| {
             if let Some(key) = meta.path.get_ident() {
                 serde_keys.push(key.to_string());
+            }
+            if meta.path.is_ident("rename") {
+                if meta.input.peek(syn::Token![=]) {
+                    serde_rename = Some(meta.value()?.parse::<syn::LitStr>()?.value());
+                } else {
+                    meta.parse_nested_meta(|m| {
+                        if m.path.is_ident("deserialize") {
+                            serde_rename = Some(m.value()?.parse::<syn::LitStr>()?.value());
+                            Ok(())
+                        } else {
+                            skip_value(&m)
+                        }
+                    })?;
+                }
+                return Ok(());
             }
             skip_value(&meta)
         })?;
@@ -179,6 +216,7 @@ fn field(f: &syn::Field) -> syn::Result<Field<'_>> {
         source: source.unwrap_or_else(|| ident.clone()),
         serde,
         serde_keys,
+        serde_rename,
     })
 }
 

@@ -84,15 +84,23 @@
 //!   `#[serde(rename = "...")]` on the field (every `#[serde(...)]` field attribute is
 //!   passed on to serde; container `#[serde(...)]` attributes are not). `Vec`, map and
 //!   `metadata` fields default to empty when absent, as k8s-openapi decodes them.
-//! - [`ProjectionOf<Source>`], and for a top-level projection (any without `nested`)
+//! - [`Projection`] (the source type and the JSON names read), [`ProjectionOf<Source>`],
+//!   and for a top-level projection (any without `nested`)
 //!   `kube::Resource` with the source's kind, group, version, plural and scope, reading
 //!   its `metadata: ObjectMeta` field.
 //! - A compile-time check of every field (see below).
 //!
+//! Not generated: `Clone` and `Debug` (derive them: informers need both), and
+//! `Serialize` (a projection is not written back; see below). Do not derive
+//! `Deserialize` as well: the impls would conflict.
+//!
 //! Keys: `#[projection(of = Path)]` (required) names the source type; `nested` marks a
 //! projection of a type that is not a resource itself (`PodSpec`, `Container`): no
-//! `Resource` impl and no `metadata` needed. On a field, `#[projection(field = name)]`
-//! reads the source field `name` into a differently named Rust field.
+//! `Resource` impl and no `metadata` needed; `rename_all = "camelCase"` uses serde's
+//! plain camelCase instead of Kubernetes' acronyms, for sources written in Rust with
+//! `#[serde(rename_all = "camelCase")]` (a `#[derive(Crd)]` spec). On a field,
+//! `#[projection(field = name)]` reads the source field `name` into a differently named
+//! Rust field. Generic projections, enums and tuple structs are refused.
 //!
 //! # The compile-time check
 //!
@@ -105,10 +113,13 @@
 //! ``the projection declares `Option<..>` here but the source field has type `String` ``.
 //! The wrappers are recognised by name (`Option`, `Vec`, `BTreeMap`), so a type alias
 //! hiding one is compared as a whole and refused unless it is the source's exact type.
+//! Wrappers must match exactly: `Vec<ContainerPort>` for the source's
+//! `Option<Vec<ContainerPort>>` is refused, not read as empty when absent.
 //!
 //! What the check cannot see: the JSON name. It follows the rule above; a field whose
 //! name the rule gets wrong decodes as absent (`None`, empty) rather than failing.
-//! Decode one full object in a unit test and compare (as this module's tests do).
+//! [`check_names`] compares the names with the source's JSON schema at run time: call
+//! it in a unit test for each projection type.
 //!
 //! # When not to use a projection
 //!
@@ -118,9 +129,9 @@
 //!   replace would erase them. Such a controller must read the full type;
 //! - to build a server-side apply of the full object, or any patch that needs the
 //!   object's current contents beyond the declared fields;
-//! - when the controller needs fields you did not declare, e.g. to compare against a
-//!   desired state (a pod template hash, owner references not declared): the projection
-//!   silently has nothing there. Declare them, or read the full type.
+//! - when the controller needs fields you did not declare, e.g. to compare a pod's
+//!   containers with a desired template when only their ports are declared: the
+//!   projection silently has nothing there. Declare them, or read the full type.
 //!
 //! A projection's `metadata` is a full `ObjectMeta`, so owner references, labels and
 //! the resource version are there; the informer's default transform still drops
@@ -131,6 +142,97 @@ use std::collections::BTreeMap;
 
 #[doc(inline)]
 pub use kube_reconcile_derive::Projection;
+
+/// What `#[derive(Projection)]` implements: the source type and the JSON names read.
+///
+/// The trait and the derive share a name, as serde's `Deserialize` does.
+pub trait Projection: ProjectionOf<Self::Source> {
+    /// The type projected, from `#[projection(of = ...)]`.
+    type Source;
+    /// The JSON names of the fields decoded (not those `#[serde(skip)]`ped or
+    /// flattened, nor one renamed in a form the derive does not read).
+    const FIELDS: &'static [&'static str];
+}
+
+/// A projection reads JSON names its source does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// The names below are not properties of the source's schema: the naming rule
+    /// guessed wrong (give the field `#[serde(rename = "...")]`), or a rename is wrong.
+    #[error(
+        "{projection} reads {names:?}, which {source_type} does not have; \
+         give such a field #[serde(rename = \"<JSON name>\")]"
+    )]
+    Unknown {
+        /// The projection's Rust type.
+        projection: &'static str,
+        /// The source's Rust type.
+        source_type: &'static str,
+        /// The names read that the source lacks.
+        names: Vec<&'static str>,
+    },
+    /// The source's schema lists no properties to compare with (a schema written by
+    /// hand, or one that preserves unknown fields).
+    #[error("the schema of {source_type} lists no properties to check {projection} against")]
+    NoProperties {
+        /// The projection's Rust type.
+        projection: &'static str,
+        /// The source's Rust type.
+        source_type: &'static str,
+    },
+}
+
+/// Checks that every JSON name `P` reads is a property of its source's JSON schema:
+/// the run-time half of the compile-time check, which cannot see JSON names. A name
+/// the source lacks would decode as absent forever, silently; call this in a unit test
+/// for each projection type (it checks one level: call it for nested ones too).
+///
+/// Needs the source's `schemars::JsonSchema`, which k8s-openapi types have with the
+/// `schemars` feature (which this crate's `derive` feature turns on) and derived CRD
+/// specs and `#[derive(CrdSchema)]` types have.
+///
+/// ```
+/// # use k8s_openapi::api::core::v1::PodStatus;
+/// # use kube_reconcile::projection::{Projection, check_names};
+/// #[derive(Projection)]
+/// #[projection(of = PodStatus, nested)]
+/// struct Ips {
+///     pod_ips: Option<Vec<k8s_openapi::api::core::v1::PodIP>>,
+///     #[serde(rename = "hostIp")] // wrong: the API says hostIP
+///     host_ip: Option<String>,
+/// }
+/// let error = check_names::<Ips>().unwrap_err();
+/// assert!(error.to_string().contains(r#"["hostIp"]"#), "{error}");
+/// ```
+pub fn check_names<P>() -> Result<(), NameError>
+where
+    P: Projection,
+    P::Source: schemars::JsonSchema,
+{
+    let projection = std::any::type_name::<P>();
+    let source_type = std::any::type_name::<P::Source>();
+    let schema = crate::crd::__private::schema_for::<P::Source>();
+    let Some(properties) = schema.get("properties").and_then(|p| p.as_object()) else {
+        return Err(NameError::NoProperties {
+            projection,
+            source_type,
+        });
+    };
+    let names: Vec<_> = P::FIELDS
+        .iter()
+        .copied()
+        .filter(|name| !properties.contains_key(*name))
+        .collect();
+    if names.is_empty() {
+        Ok(())
+    } else {
+        Err(NameError::Unknown {
+            projection,
+            source_type,
+            names,
+        })
+    }
+}
 
 /// `Self` reads a subset of `S`'s fields from `S`'s wire form.
 ///
@@ -153,7 +255,7 @@ impl<T: ?Sized> ProjectionOf<T> for T {}
 pub mod __private {
     use std::marker::PhantomData;
 
-    pub use super::ProjectionOf;
+    pub use super::{Projection, ProjectionOf};
     pub use k8s_openapi;
     pub use kube;
     pub use serde;

@@ -9,7 +9,7 @@ use k8s_openapi::{
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-use super::{Projection, ProjectionOf};
+use super::{NameError, Projection, ProjectionOf, check_names};
 use crate::store::Writer;
 
 /// The fields the issue names: metadata, `spec.nodeName`, container ports,
@@ -289,4 +289,58 @@ fn projects_a_derived_custom_resource() {
         Widget::url_path(&(), Some("ns"))
     );
     assert_eq!(WidgetView::api_version(&()), "example.com/v1");
+}
+
+#[test]
+fn every_name_read_is_in_the_source_schema() {
+    check_names::<PodView>().unwrap();
+    check_names::<SpecView>().unwrap();
+    check_names::<ContainerView>().unwrap();
+    check_names::<StatusView>().unwrap();
+    check_names::<ConditionView>().unwrap();
+    check_names::<RestartsView>().unwrap();
+    check_names::<Renamed>().unwrap();
+    check_names::<QosView>().unwrap();
+    check_names::<Labels>().unwrap();
+    check_names::<WidgetSpecView>().unwrap();
+    assert_eq!(StatusView::FIELDS[2..4], ["podIP", "podIPs"]);
+    assert_eq!(RestartsView::FIELDS, ["restartCount", "containerID"]);
+    assert_eq!(Renamed::FIELDS, ["metadata", "status"]);
+}
+
+/// Names the rule cannot guess, spelt wrong on purpose.
+#[derive(Projection)]
+#[projection(of = PodStatus, nested)]
+#[allow(dead_code)] // only its names are checked
+struct Misnamed {
+    #[serde(rename(deserialize = "podIp"))]
+    pod_ip: Option<String>,
+    #[serde(rename = "hostIPs")]
+    host_ips: Option<Vec<k8s_openapi::api::core::v1::HostIP>>,
+}
+
+#[derive(Projection)]
+#[projection(of = WidgetSpec, nested)]
+#[allow(dead_code)] // only its names are checked
+struct WidgetAcronyms {
+    service_ip: String,
+}
+
+#[test]
+fn wrong_names_are_found() {
+    let error = check_names::<Misnamed>().unwrap_err();
+    assert_eq!(
+        error,
+        NameError::Unknown {
+            projection: std::any::type_name::<Misnamed>(),
+            source_type: std::any::type_name::<PodStatus>(),
+            names: vec!["podIp"],
+        }
+    );
+    assert!(error.to_string().contains("#[serde(rename"), "{error}");
+    // Kubernetes' acronyms are wrong for a spec written with serde's camelCase.
+    assert!(matches!(
+        check_names::<WidgetAcronyms>(),
+        Err(NameError::Unknown { names, .. }) if names == ["serviceIP"]
+    ));
 }
