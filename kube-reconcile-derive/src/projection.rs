@@ -90,7 +90,7 @@ pub fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
             ),
         ));
     }
-    let deserialize = deserialize(input, &fields, container.plain_camel_case);
+    let deserialize = deserialize(input, &fields, &container);
     let check = check(&container.of, &fields, !container.nested);
     let ident = &input.ident;
     let of = &container.of;
@@ -231,7 +231,7 @@ fn skip_value(meta: &syn::meta::ParseNestedMeta) -> syn::Result<()> {
 
 /// A shadow struct with serde's derive, moved field by field into the user's struct:
 /// serde's generated code does the skipping of unknown fields without building them.
-fn deserialize(input: &DeriveInput, fields: &[Field], plain_camel_case: bool) -> TokenStream {
+fn deserialize(input: &DeriveInput, fields: &[Field], container: &Container) -> TokenStream {
     let ident = &input.ident;
     let p = private();
     let krate = format!("{P}::serde");
@@ -241,11 +241,12 @@ fn deserialize(input: &DeriveInput, fields: &[Field], plain_camel_case: bool) ->
         let attrs = &f.serde;
         let has = |k: &str| f.serde_keys.iter().any(|s| s == k);
         let rename = (!has("rename") && !has("skip") && !has("skip_deserializing")).then(|| {
-            let json = json_name(&f.source.to_string(), !plain_camel_case);
+            let json = json_name(&f.source.to_string(), !container.plain_camel_case);
             quote!(#[serde(rename = #json)])
         });
         // Absent lists, maps and metadata read as empty, as k8s-openapi decodes them.
-        let lenient = f.ident == "metadata"
+        // (`metadata` only of a top-level projection, where it is an `ObjectMeta`.)
+        let lenient = (f.ident == "metadata" && !container.nested)
             || matches!(wrapper(f.ty), Some((Wrapper::Vec | Wrapper::Map, _)));
         let default = (lenient && !has("default") && !has("skip") && !has("skip_deserializing"))
             .then(|| quote!(#[serde(default)]));

@@ -344,3 +344,20 @@ fn wrong_names_are_found() {
         Err(NameError::Unknown { names, .. }) if names == ["serviceIP"]
     ));
 }
+
+/// A nested type's own metadata, itself projected.
+#[derive(Projection, Clone, Debug)]
+#[projection(of = k8s_openapi::api::core::v1::PodTemplateSpec, nested)]
+struct TemplateView {
+    metadata: Option<Labels>,
+}
+
+#[test]
+fn nested_metadata_is_a_field_like_any_other() {
+    let view: TemplateView =
+        serde_json::from_value(json!({"metadata": {"labels": {"a": "b"}}, "spec": {}})).unwrap();
+    assert_eq!(view.metadata.unwrap().labels.unwrap()["a"], "b");
+    let view: TemplateView = serde_json::from_value(json!({})).unwrap();
+    assert!(view.metadata.is_none());
+    check_names::<TemplateView>().unwrap();
+}
