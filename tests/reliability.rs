@@ -243,6 +243,40 @@ async fn a_fifteen_second_network_blackhole_during_a_burst_and_a_rollout() {
 }
 
 #[tokio::test]
+async fn a_connection_that_goes_silent_fails_its_request_after_the_read_timeout() {
+    let _slot = slot().await;
+    let cp = support::start(ControlPlane::builder().fault_proxy()).await;
+    let proxy = cp.fault_proxy().unwrap();
+    let kubeconfig = proxy.kubeconfig_path();
+    let config = kube_reconcile::kubeconfig::load(kubeconfig, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        config.read_timeout,
+        Some(kube_reconcile::kubeconfig::DEAD_CONNECTION_TIMEOUT),
+        "a loaded kubeconfig gets the dead-connection timeout"
+    );
+    // The same mechanism with a timeout a test can wait for.
+    let mut config = config;
+    config.read_timeout = Some(Duration::from_secs(3));
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> =
+        Api::all(Client::try_from(config).unwrap());
+    namespaces.get("default").await.unwrap();
+    proxy.blackhole().await.unwrap();
+    let started = Instant::now();
+    let answer = tokio::time::timeout(Duration::from_secs(60), namespaces.get("default")).await;
+    let waited = started.elapsed();
+    proxy.restore().await.unwrap();
+    let failed = answer.expect("the request hung past 60 s on a silent connection");
+    assert!(failed.is_err(), "a blackholed request cannot succeed");
+    assert!(
+        waited < Duration::from_secs(10),
+        "failed only after {waited:?}"
+    );
+    namespaces.get("default").await.unwrap();
+}
+
+#[tokio::test]
 async fn latency_with_jitter_on_every_request_creates_no_duplicates() {
     let _slot = slot().await;
     let cp = support::start(cluster()).await;

@@ -2,6 +2,10 @@
 //!
 //! kube's own loader says `failed to parse kubeconfig YAML: ...` without saying which
 //! file; an operator given a wrong `--kubeconfig` should learn which file to fix.
+//!
+//! The configuration also gets a read timeout ([`DEAD_CONNECTION_TIMEOUT`]) unless it
+//! has one: kube's default has none, so a connection that goes silent for good (a
+//! network partition, a NAT entry dropped) would hang its requests and watches forever.
 
 use std::path::{Path, PathBuf};
 
@@ -20,7 +24,16 @@ pub struct Error {
     pub source: KubeconfigError,
 }
 
-/// The client configuration of `path`'s current context (or of `context`, if given).
+/// How long a read on a connection may wait for a byte before the request fails:
+/// 295 s, just over the 290 s after which kube's watcher asks the API server to end a
+/// watch, so a healthy idle watch always hears from the server first (its close, or a
+/// bookmark about every minute), while a dead connection fails within five minutes
+/// instead of never. (client-go notices sooner with HTTP/2 pings, which kube's HTTP/1.1
+/// client cannot send.)
+pub const DEAD_CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(295);
+
+/// The client configuration of `path`'s current context (or of `context`, if given),
+/// with [`DEAD_CONNECTION_TIMEOUT`] as the read timeout when the file sets none.
 ///
 /// # Errors
 /// An [`Error`] naming `path` when the file cannot be read or parsed, or its context,
@@ -36,7 +49,9 @@ pub async fn load(path: &Path, context: Option<&str>) -> Result<kube::Config, Er
         context: context.map(str::to_string),
         ..KubeConfigOptions::default()
     };
-    kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
-        .map_err(named)
+        .map_err(named)?;
+    config.read_timeout = config.read_timeout.or(Some(DEAD_CONNECTION_TIMEOUT));
+    Ok(config)
 }
