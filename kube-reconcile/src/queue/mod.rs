@@ -9,12 +9,26 @@
 //! - a key added while it is processing is queued again only when its worker calls
 //!   `done`, so no key is ever processed concurrently;
 //! - [`add_after`](WorkQueue::add_after) delays an add; for a key delayed twice, the
-//!   earlier time wins;
+//!   earlier time wins. A delayed key joins the queue when it comes due, whether or not
+//!   a worker is asking (see [Delayed keys](#delayed-keys));
 //! - [`add_rate_limited`](WorkQueue::add_rate_limited) asks the [`RateLimiter`] for the
 //!   delay, [`forget`](WorkQueue::forget) clears the key's failure history;
 //! - after [`shutdown`](WorkQueue::shutdown), adds are ignored and `get` returns the keys
 //!   still queued, then `None`; [`shutdown_with_drain`](WorkQueue::shutdown_with_drain)
-//!   also waits for every processing key to be `done`.
+//!   also waits until no key is processing (not for keys still queued), and a `shutdown`
+//!   while it waits ends the wait, as a second SIGTERM would in client-go.
+//!
+//! # Delayed keys
+//!
+//! Delayed keys wait in a min-heap by due time. Like client-go's `waitingLoop`
+//! goroutine, a background tokio task (started by the first delayed add on a runtime,
+//! ended when no key is waiting) sleeps until the earliest due time and moves the keys
+//! that are due into the queue, so [`len`](WorkQueue::len) and `workqueue_depth` count
+//! them even while every worker is busy. `len` and `get` also move due keys themselves,
+//! and a worker blocked in `get` also wakes at the earliest due time it saw, so what they
+//! see never depends on when that task last ran (outside a tokio runtime, where no task
+//! can start, that is what moves delayed keys). Plain `add`, `get` and `done` never touch
+//! the heap or the clock for it while no key is delayed.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -47,8 +61,8 @@ use tokio::{sync::Notify, time::Instant};
 
 pub use metrics::{NoopQueueMetrics, QueueMetrics, QueueMetricsProvider};
 pub use rate_limit::{
-    BoxRateLimiter, ItemExponentialBackoff, MaxOf, RateLimiter, TokenBucket, client_go_default,
-    default_rate_limiter,
+    BoxRateLimiter, ItemExponentialBackoff, ItemFastSlow, MaxOf, RateLimiter, TokenBucket,
+    WithMaxWait, client_go_default, default_rate_limiter,
 };
 
 /// What a queue key must be: cheap to clone (an `Arc` inside is ideal), hashable, and
@@ -90,6 +104,10 @@ struct Inner<K> {
     ready: Notify,
     /// Wakes `shutdown_with_drain` when the last processing key is done.
     drained: Notify,
+    /// Wakes the waiting loop when a key is delayed to a new earliest time, at shutdown,
+    /// and when the queue is dropped. Shared so the loop can wait on it without keeping
+    /// the queue alive.
+    timer: Arc<Notify>,
     rate_limiter: BoxRateLimiter<K>,
     /// `None` skips every clock read that only metrics need.
     metrics: Option<Arc<dyn QueueMetrics>>,
@@ -110,12 +128,24 @@ struct State<K> {
     sequence: u64,
     /// Workers blocked in `get`; adds notify only when there is one.
     waiters: usize,
+    /// Whether the waiting loop task is running; if not, `add_after` starts one or,
+    /// outside a runtime, wakes blocked workers to recompute their sleep.
+    waiting_loop: bool,
     shutting_down: bool,
+    /// Whether `shutdown_with_drain` is waiting and no `shutdown` has cut it short.
+    drain: bool,
 }
 
 /// Keys are hashed on every operation; SipHash's DoS resistance buys nothing for keys
 /// that come from the API server, and costs a large share of an add/get/done cycle.
 type Hasher = foldhash::fast::RandomState;
+
+impl<K> Drop for Inner<K> {
+    fn drop(&mut self) {
+        // Lets a waiting loop sleeping on the timer see the queue is gone and end.
+        self.timer.notify_one();
+    }
+}
 
 impl<K> Inner<K> {
     fn lock(&self) -> MutexGuard<'_, State<K>> {
@@ -202,8 +232,27 @@ impl<K: QueueKey> WorkQueue<K> {
         }
         state.waiting_by_sequence.insert(sequence, key);
         state.waiting.push(Reverse((due, sequence)));
-        // A worker may be sleeping until a later deadline: let it recompute.
-        self.inner.ready.notify_waiters();
+        if state.waiting_loop {
+            // The loop sleeps until the earliest due time: wake it only if that moved.
+            let earliest = state
+                .waiting
+                .peek()
+                .is_some_and(|Reverse((_, first))| *first == sequence);
+            if earliest {
+                self.inner.timer.notify_one();
+            }
+        } else if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            state.waiting_loop = true;
+            drop(state);
+            // Spawned without the lock: a runtime shutting down drops the task at once,
+            // and its guard then takes the lock to clear `waiting_loop`.
+            let running = LoopRunning(Some(Arc::downgrade(&self.inner)));
+            runtime.spawn(waiting_loop(running, self.inner.timer.clone()));
+        } else {
+            // No runtime for the loop: a worker may be sleeping until a later due time,
+            // let it recompute.
+            self.inner.ready.notify_waiters();
+        }
     }
 
     /// Adds `key` after the delay the rate limiter gives it (its next backoff step).
@@ -251,6 +300,9 @@ impl<K: QueueKey> WorkQueue<K> {
                     return None;
                 }
                 state.waiters += 1;
+                // The waiting loop moves due keys in and wakes a worker; sleeping until
+                // the earliest due time as well means a `get` whose deadline is that
+                // instant gets the key whether or not the loop has run yet.
                 state.waiting.peek().map(|Reverse((due, _))| *due)
             };
             let _waiting = WaiterGuard(self);
@@ -266,21 +318,29 @@ impl<K: QueueKey> WorkQueue<K> {
         }
     }
 
-    /// Pops the next key, first moving delayed keys that are due into the queue.
-    fn take_locked(&self, state: &mut State<K>) -> Option<K> {
-        if !state.waiting.is_empty() && !state.shutting_down {
-            let now = Instant::now();
-            while let Some(&Reverse((due, sequence))) = state.waiting.peek() {
-                if due > now {
-                    break;
-                }
-                state.waiting.pop();
-                if let Some(key) = state.waiting_by_sequence.remove(&sequence) {
-                    state.waiting_keys.remove(&key);
-                    self.add_locked(state, key);
-                }
+    /// Moves delayed keys that are due into the queue, earliest first (ties in the
+    /// order they were delayed). Reads the clock only when some key is delayed.
+    fn promote_due_locked(&self, state: &mut State<K>) {
+        if state.waiting.is_empty() || state.shutting_down {
+            return;
+        }
+        let now = Instant::now();
+        while let Some(&Reverse((due, sequence))) = state.waiting.peek() {
+            if due > now {
+                break;
+            }
+            state.waiting.pop();
+            // Entries superseded by an earlier add_after of the same key are stale.
+            if let Some(key) = state.waiting_by_sequence.remove(&sequence) {
+                state.waiting_keys.remove(&key);
+                self.add_locked(state, key);
             }
         }
+    }
+
+    /// Pops the next key, first moving delayed keys that are due into the queue.
+    fn take_locked(&self, state: &mut State<K>) -> Option<K> {
+        self.promote_due_locked(state);
         let key = state.queue.pop_front()?;
         state.dirty.remove(&key);
         let started = match &self.inner.metrics {
@@ -310,14 +370,19 @@ impl<K: QueueKey> WorkQueue<K> {
             state.queue.push_back(key.clone());
             self.report_depth(&state);
             self.wake_one(&state);
-        } else if state.processing.is_empty() && state.shutting_down {
+        }
+        if state.drain && state.processing.is_empty() {
             self.inner.drained.notify_waiters();
         }
     }
 
-    /// Keys queued and ready to be handed out (not counting processing or delayed ones).
+    /// Keys queued and ready to be handed out: added keys and delayed keys that have
+    /// come due; not keys still delayed, nor processing keys (one added again counts
+    /// from its `done`). This is client-go's `Len` and the `workqueue_depth` metric.
     pub fn len(&self) -> usize {
-        self.inner.lock().queue.len()
+        let mut state = self.inner.lock();
+        self.promote_due_locked(&mut state);
+        state.queue.len()
     }
 
     /// Whether no key is queued and ready.
@@ -330,40 +395,45 @@ impl<K: QueueKey> WorkQueue<K> {
         self.inner.lock().shutting_down
     }
 
-    /// Stops accepting keys and wakes every waiting worker; queued keys are still handed
-    /// out, then `get` returns `None`. Does not wait for processing keys.
+    /// Stops accepting keys, drops delayed keys not yet due and wakes every waiting
+    /// worker; queued keys are still handed out, then `get` returns `None`. Does not wait
+    /// for processing keys, and ends the wait of a running
+    /// [`shutdown_with_drain`](Self::shutdown_with_drain).
     pub fn shutdown(&self) {
+        self.shut_down(false);
+    }
+
+    /// Like [`shutdown`](Self::shutdown), then waits until no key is processing, as
+    /// client-go's `ShutDownWithDrain`: keys still queued are not waited for (workers
+    /// keep taking them from `get`). A `shutdown` call meanwhile ends the wait at once.
+    pub async fn shutdown_with_drain(&self) {
+        self.shut_down(true);
+        loop {
+            let drained = self.inner.drained.notified();
+            tokio::pin!(drained);
+            // Register before looking, so a `done` between the look and the wait is seen.
+            drained.as_mut().enable();
+            {
+                let state = self.inner.lock();
+                if !state.drain || state.processing.is_empty() {
+                    return;
+                }
+            }
+            drained.await;
+        }
+    }
+
+    fn shut_down(&self, drain: bool) {
         let mut state = self.inner.lock();
         state.shutting_down = true;
+        state.drain = drain;
         state.waiting.clear();
         state.waiting_by_sequence.clear();
         state.waiting_keys.clear();
         drop(state);
         self.inner.ready.notify_waiters();
         self.inner.drained.notify_waiters();
-    }
-
-    /// [`shutdown`](Self::shutdown), then waits until every key handed out (including
-    /// the ones still queued at shutdown, which workers keep taking) is done.
-    pub async fn shutdown_with_drain(&self) {
-        self.shutdown();
-        loop {
-            let drained = self.inner.drained.notified();
-            tokio::pin!(drained);
-            drained.as_mut().enable();
-            {
-                let state = self.inner.lock();
-                if state.processing.is_empty() && state.queue.is_empty() {
-                    return;
-                }
-            }
-            // Re-check at least every 100 ms: a queued key taken and finished between
-            // two notifications must not leave this waiting forever.
-            tokio::select! {
-                _ = &mut drained => {}
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            }
-        }
+        self.inner.timer.notify_one();
     }
 
     fn report_depth(&self, state: &State<K>) {
@@ -444,10 +514,13 @@ impl<K: QueueKey> WorkQueueBuilder<K> {
                 waiting_keys: HashMap::default(),
                 sequence: 0,
                 waiters: 0,
+                waiting_loop: false,
                 shutting_down: false,
+                drain: false,
             }),
             ready: Notify::new(),
             drained: Notify::new(),
+            timer: Arc::new(Notify::new()),
             rate_limiter: self
                 .rate_limiter
                 .unwrap_or_else(|| Box::new(default_rate_limiter())),
@@ -459,6 +532,51 @@ impl<K: QueueKey> WorkQueueBuilder<K> {
             runtime.spawn(unfinished_work_reporter(Arc::downgrade(&inner)));
         }
         WorkQueue { inner }
+    }
+}
+
+/// client-go's `waitingLoop`: sleeps until the earliest due time (or a wake-up on
+/// `timer`), moves the keys that are due into the queue, and ends when no key is
+/// delayed, at shutdown, or when the queue is dropped. Started by `add_after`.
+async fn waiting_loop<K: QueueKey>(mut running: LoopRunning<K>, timer: Arc<Notify>) {
+    loop {
+        let woken = timer.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let next_due = {
+            let Some(inner) = running.0.as_ref().and_then(Weak::upgrade) else {
+                return;
+            };
+            let queue = WorkQueue { inner };
+            let mut state = queue.inner.lock();
+            queue.promote_due_locked(&mut state);
+            match state.waiting.peek() {
+                Some(Reverse((due, _))) if !state.shutting_down => *due,
+                _ => {
+                    // Decided under the lock, so a concurrent add_after starts a new loop.
+                    state.waiting_loop = false;
+                    running.0 = None;
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            _ = &mut woken => {}
+            _ = tokio::time::sleep_until(next_due) => {}
+        }
+    }
+}
+
+/// Clears `waiting_loop` if the loop's task is dropped without ending by itself (its
+/// runtime shut down, maybe before the task ever ran), so the next `add_after` starts a
+/// new one.
+struct LoopRunning<K>(Option<Weak<Inner<K>>>);
+
+impl<K> Drop for LoopRunning<K> {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.take().and_then(|weak| weak.upgrade()) {
+            inner.lock().waiting_loop = false;
+        }
     }
 }
 
@@ -474,6 +592,8 @@ async fn unfinished_work_reporter<K: QueueKey>(inner: Weak<Inner<K>>) {
     }
 }
 
+#[cfg(test)]
+mod client_go_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

@@ -80,6 +80,59 @@ impl<K: Eq + Hash + Clone + Send> RateLimiter<K> for ItemExponentialBackoff<K> {
     }
 }
 
+/// Per-key two-speed retries: the first `max_fast_attempts` tries of a key wait `fast`,
+/// later ones `slow`, until the key is forgotten. client-go's `ItemFastSlowRateLimiter`.
+///
+/// Suits a condition expected to clear quickly, or else take long: retry a few times at
+/// once, then settle into a slow poll.
+///
+/// Memory: one entry per key that failed and was not forgotten; forget keys after a
+/// successful reconcile.
+#[derive(Debug)]
+pub struct ItemFastSlow<K> {
+    fast: Duration,
+    slow: Duration,
+    max_fast_attempts: u32,
+    attempts: Mutex<HashMap<K, u32>>,
+}
+
+impl<K> ItemFastSlow<K> {
+    /// `max_fast_attempts` tries of each key at `fast`, then every try at `slow`.
+    pub fn new(fast: Duration, slow: Duration, max_fast_attempts: u32) -> Self {
+        Self {
+            fast,
+            slow,
+            max_fast_attempts,
+            attempts: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Eq + Hash + Clone + Send> RateLimiter<K> for ItemFastSlow<K> {
+    fn when(&self, key: &K) -> Duration {
+        let mut attempts = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
+        let count = attempts.entry(key.clone()).or_insert(0);
+        *count = count.saturating_add(1);
+        if *count <= self.max_fast_attempts {
+            self.fast
+        } else {
+            self.slow
+        }
+    }
+
+    fn forget(&self, key: &K) {
+        self.attempts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+
+    fn num_requeues(&self, key: &K) -> u32 {
+        let attempts = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
+        attempts.get(key).copied().unwrap_or(0)
+    }
+}
+
 /// One token bucket shared by all keys: `qps` tokens a second, holding at most `burst`.
 /// Each call reserves a token; when the bucket is empty the delay is the wait for the
 /// reserved token.
@@ -163,6 +216,39 @@ impl<K> RateLimiter<K> for MaxOf<K> {
     fn num_requeues(&self, key: &K) -> u32 {
         let counts = self.limiters.iter().map(|l| l.num_requeues(key));
         counts.max().unwrap_or(0)
+    }
+}
+
+/// Caps the delay of another limiter at `max_wait`; forgetting and counting are the
+/// inner limiter's. client-go's `WithMaxWaitRateLimiter`.
+///
+/// Bounds how long any key can wait, e.g. to keep the shared [`TokenBucket`] of
+/// [`client_go_default`] from pushing retries minutes out under a storm of failures:
+/// `WithMaxWait::new(client_go_default(), Duration::from_secs(60))`.
+#[derive(Debug)]
+pub struct WithMaxWait<L> {
+    limiter: L,
+    max_wait: Duration,
+}
+
+impl<L> WithMaxWait<L> {
+    /// `limiter`, with every delay capped at `max_wait`.
+    pub fn new(limiter: L, max_wait: Duration) -> Self {
+        Self { limiter, max_wait }
+    }
+}
+
+impl<K, L: RateLimiter<K>> RateLimiter<K> for WithMaxWait<L> {
+    fn when(&self, key: &K) -> Duration {
+        self.limiter.when(key).min(self.max_wait)
+    }
+
+    fn forget(&self, key: &K) {
+        self.limiter.forget(key)
+    }
+
+    fn num_requeues(&self, key: &K) -> u32 {
+        self.limiter.num_requeues(key)
     }
 }
 
