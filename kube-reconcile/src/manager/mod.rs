@@ -35,8 +35,14 @@
 //! reconciles cancelled, and [`run`](Manager::run) returns
 //! [`ManagerError::LostLeadership`]. A graceful shutdown drains the controllers, then
 //! releases the lease so a standby takes over at once.
+//!
+//! Besides the controllers' and work queues' metrics, `/metrics` reports the process,
+//! read at each scrape: `process_resident_memory_bytes` and `process_open_fds` (Linux
+//! only; from `/proc/self`) and `tokio_alive_tasks` (tasks alive on the runtime), to
+//! watch a long-running operator for leaks.
 
 mod http;
+mod process;
 
 use std::{
     net::SocketAddr,
@@ -155,6 +161,7 @@ impl ManagerBuilder {
             None => None,
         };
         let metrics = Metrics::new();
+        process::register(&metrics);
         let mut factory = InformerFactory::new(client.clone()).with_metrics(&metrics);
         if let Some(url) = self.server_url {
             factory = factory.with_server_url(url);
