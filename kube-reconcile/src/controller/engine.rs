@@ -12,7 +12,7 @@ use crate::{
     ObjectKey,
     context::{self, Context},
     metrics::{Metrics, controller_labels, result_labels},
-    queue::WorkQueue,
+    queue::{Priority, WorkQueue},
     reconcile::{Action, OnError, Reconcile, Request},
     store::Store,
 };
@@ -106,15 +106,15 @@ where
         };
         async move {
             loop {
-                let key = tokio::select! {
+                let (key, priority) = tokio::select! {
                     biased;
                     _ = stopped.wait_for(|stop| *stop) => return,
-                    key = worker.queue.get() => match key {
+                    key = worker.queue.get_with_priority() => match key {
                         Some(key) => key,
                         None => return,
                     },
                 };
-                worker.process(key).await;
+                worker.process(key, priority).await;
             }
         }
     }
@@ -158,7 +158,8 @@ where
         }
     }
 
-    async fn process(&self, key: ObjectKey) {
+    /// Reconciles `key`; a retry or requeue keeps the `priority` it was queued at.
+    async fn process(&self, key: ObjectKey, priority: Priority) {
         let object = self.primary.get(&key);
         if self.behind_own_writes(&key, object.as_deref()) {
             self.queue.done(&key);
@@ -200,12 +201,16 @@ where
             Outcome::Success => self.queue.forget(&key),
             Outcome::RequeueAfter(delay) => {
                 self.queue.forget(&key);
-                self.queue.add_after(key.clone(), delay);
+                self.queue
+                    .add_after_with_priority(key.clone(), delay, priority);
             }
-            Outcome::Requeue | Outcome::Error(OnError::Backoff) | Outcome::Panic => {
-                self.queue.add_rate_limited(key.clone())
+            Outcome::Requeue | Outcome::Error(OnError::Backoff) | Outcome::Panic => self
+                .queue
+                .add_rate_limited_with_priority(key.clone(), priority),
+            Outcome::Error(OnError::RetryAfter(delay)) => {
+                self.queue
+                    .add_after_with_priority(key.clone(), delay, priority)
             }
-            Outcome::Error(OnError::RetryAfter(delay)) => self.queue.add_after(key.clone(), delay),
             Outcome::Error(OnError::Terminal) => self.queue.forget(&key),
         }
         self.queue.done(&key);

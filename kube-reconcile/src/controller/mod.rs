@@ -21,6 +21,12 @@
 //! the same object is reconciled again (see
 //! [`read_your_writes`](ControllerBuilder::read_your_writes)).
 //!
+//! By default a controller also puts real changes first, as controller-runtime does
+//! since v0.23 (see [`priority_queue`](ControllerBuilder::priority_queue)): the keys
+//! of objects its informers merely list when they start wait at
+//! [`Priority::Low`](crate::queue::Priority::Low) behind the keys of changes, so a
+//! controller starting over 10,000 objects still reconciles a fresh change at once.
+//!
 //! ```no_run
 //! # async fn demo(client: kube::Client) -> Result<(), Box<dyn std::error::Error>> {
 //! use std::convert::Infallible;
@@ -90,6 +96,7 @@ pub struct ControllerBuilder<K> {
     metrics: Option<Metrics>,
     shutdown_timeout: Duration,
     read_your_writes: bool,
+    priority_queue: bool,
     permissions: Permissions,
 }
 
@@ -209,6 +216,28 @@ where
         self
     }
 
+    /// Whether changes go before listed objects (default `true`). When on, the keys an
+    /// informer's *initial list* maps to (its `Added` events while it stores a complete
+    /// list before it is synced, when it starts or restarts, and the stored objects
+    /// replayed to this controller when it attaches to an informer already running) are
+    /// queued at [`Priority::Low`](crate::queue::Priority::Low): workers take them only
+    /// when no key of a real change is waiting (an update, a deletion, a creation seen
+    /// by the watch, what a relist of a synced informer finds changed, new or gone, a
+    /// key enqueued by hand, a key whose own writes showed up), and a change to an
+    /// object still waiting at `Low` raises it. A retry or requeue keeps the priority of the
+    /// reconcile it follows. Every key is still reconciled, one worker per key, and
+    /// deduplicated as before; only the order changes. controller-runtime made this
+    /// its default in v0.23 (`UsePriorityQueue`, with `LowPriorityWhenUnchanged`
+    /// handlers).
+    ///
+    /// Off, every key is queued at `Normal`: one FIFO, client-go's order, in which a
+    /// change made during the initial sync of N objects waits behind up to N
+    /// reconciles. (The `workqueue_*` metrics are the same either way.)
+    pub fn priority_queue(mut self, enabled: bool) -> Self {
+        self.priority_queue = enabled;
+        self
+    }
+
     /// Declares that the reconciler uses `verbs` on `W` (`get`, `create`, `update`,
     /// `patch`, `delete`, ...), for the controller's generated
     /// [`permissions`](Controller::permissions). Watching needs no declaration.
@@ -254,6 +283,7 @@ where
             metrics: self.metrics,
             shutdown_timeout: self.shutdown_timeout,
             read_your_writes: self.read_your_writes,
+            priority_queue: self.priority_queue,
             permissions: self.permissions,
         }
     }
@@ -273,6 +303,7 @@ pub struct Controller<K, R = ()> {
     metrics: Option<Metrics>,
     shutdown_timeout: Duration,
     read_your_writes: bool,
+    priority_queue: bool,
     permissions: Permissions,
 }
 
@@ -309,6 +340,7 @@ where
             metrics: factory.metrics().cloned(),
             shutdown_timeout: Duration::from_secs(30),
             read_your_writes: true,
+            priority_queue: true,
             permissions: {
                 let mut permissions = Permissions::new();
                 permissions.allow::<K>(rbac::WATCH);
@@ -399,7 +431,13 @@ where
         let attached: Vec<_> = self
             .watches
             .iter()
-            .map(|watch| watch.attach(self.queue.clone(), resume_parked.clone()))
+            .map(|watch| {
+                watch.attach(
+                    self.queue.clone(),
+                    resume_parked.clone(),
+                    self.priority_queue,
+                )
+            })
             .collect();
         let synced = futures::future::join_all(self.watches.iter().map(|w| w.wait_for_sync()));
         let Lifecycle {

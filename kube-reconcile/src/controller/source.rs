@@ -3,6 +3,7 @@
 
 use std::{
     any::{Any, TypeId},
+    cell::Cell,
     sync::Arc,
     time::Duration,
 };
@@ -14,7 +15,7 @@ use crate::{
     ObjectKey,
     consistency::VersionedStore,
     informer::{Change, Informer, InformerFactory, Scope, Watchable},
-    queue::WorkQueue,
+    queue::{Priority, WorkQueue},
     store::Store,
 };
 
@@ -144,7 +145,14 @@ pub(super) trait Watched: Send + Sync {
     fn versioned(&self) -> Arc<dyn VersionedStore>;
     /// Subscribes the queue and keeps the informer running until the result drops;
     /// `after_change` runs after each change the informer applies, filtered or not.
-    fn attach(&self, queue: WorkQueue<ObjectKey>, after_change: AfterChange) -> Attached;
+    /// With `priorities`, the keys of objects the informer only listed (see
+    /// [`priority_of`]) are queued at [`Priority::Low`].
+    fn attach(
+        &self,
+        queue: WorkQueue<ObjectKey>,
+        after_change: AfterChange,
+        priorities: bool,
+    ) -> Attached;
     fn wait_for_sync(&self) -> BoxFuture<'_, ()>;
 }
 
@@ -179,16 +187,34 @@ impl<W: Watchable> Watched for Watch<W> {
         Arc::new(self.informer.store().clone())
     }
 
-    fn attach(&self, queue: WorkQueue<ObjectKey>, after_change: AfterChange) -> Attached {
+    fn attach(
+        &self,
+        queue: WorkQueue<ObjectKey>,
+        after_change: AfterChange,
+        priorities: bool,
+    ) -> Attached {
         let (filters, mapper, delay) = (self.filters.clone(), self.mapper.clone(), self.delay);
-        let id = self.informer.add_handler(move |change| {
+        let store = self.informer.store().clone();
+        let handler = move |change: &Change<W>| {
             if filters.iter().all(|pass| pass(change)) {
-                for key in mapper(change) {
-                    queue.add_after(key, delay);
+                let keys = mapper(change);
+                if !keys.is_empty() {
+                    let priority = if priorities {
+                        priority_of(change, &store)
+                    } else {
+                        Priority::Normal
+                    };
+                    for key in keys {
+                        queue.add_after_with_priority(key, delay, priority);
+                    }
                 }
             }
             after_change();
-        });
+        };
+        let id = {
+            let _replay = Replaying::begin();
+            self.informer.add_handler(handler)
+        };
         let informer = self.informer.clone();
         Attached {
             detach: Some(Box::new(move || informer.remove_handler(id))),
@@ -198,6 +224,48 @@ impl<W: Watchable> Watched for Watch<W> {
 
     fn wait_for_sync(&self) -> BoxFuture<'_, ()> {
         Box::pin(self.informer.wait_for_sync())
+    }
+}
+
+thread_local! {
+    /// Set on the thread of an `attach` while `add_handler` replays the informer's
+    /// stored objects to the new handler (synchronously, on that thread, before it
+    /// returns): those `Added` events are the controller's initial list, not changes.
+    static REPLAYING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the current thread as replaying until dropped (also on a panic).
+struct Replaying;
+
+impl Replaying {
+    fn begin() -> Self {
+        REPLAYING.set(true);
+        Self
+    }
+}
+
+impl Drop for Replaying {
+    fn drop(&mut self) {
+        REPLAYING.set(false);
+    }
+}
+
+/// The priority of the keys a change maps to: [`Priority::Low`] for an object the
+/// controller sees only because it is listing, i.e. an `Added` while the informer
+/// stores its first complete list (its store is not synced yet: the initial list, or
+/// the list after a restart), or replayed to a handler attached to an informer that was
+/// already running. Everything else is a change and [`Priority::Normal`]: updates and
+/// deletions, `Added` from the watch, and `Added` from a relist of a synced informer
+/// (after 410 Gone: those objects were created while the watch was down). As in
+/// client-go (`isInInitialList`) and controller-runtime (`LowPriorityWhenUnchanged`;
+/// its other case, resyncs of unchanged objects, does not exist here: informers have
+/// no periodic resync and a relist reports only objects whose resourceVersion changed).
+pub(super) fn priority_of<W>(change: &Change<W>, store: &Store<W>) -> Priority {
+    let listed = matches!(change, Change::Added(_)) && (REPLAYING.get() || !store.has_synced());
+    if listed {
+        Priority::Low
+    } else {
+        Priority::Normal
     }
 }
 

@@ -18,6 +18,27 @@
 //!   also waits until no key is processing (not for keys still queued), and a `shutdown`
 //!   while it waits ends the wait, as a second SIGTERM would in client-go.
 //!
+//! # Priorities
+//!
+//! Every add has a [`Priority`]: [`Normal`](Priority::Normal) for the plain methods,
+//! or the one given to [`add_with_priority`](WorkQueue::add_with_priority) and its
+//! delayed and rate-limited variants. [`get`](WorkQueue::get) hands out every ready
+//! `Normal` key before any [`Low`](Priority::Low) one, first in first out within a
+//! priority. This is controller-runtime's priority queue (its default since v0.23),
+//! with two levels: controllers add the keys of objects they merely *list* (an
+//! informer's initial list) at `Low`, so a real change made while thousands of listed
+//! objects wait is reconciled at once rather than after all of them.
+//!
+//! Priorities change only what waits behind what; the rules above hold across them.
+//! One key is queued once, whatever the priorities of its adds, at the highest of
+//! them: a `Normal` add of a key queued at `Low` raises it, moving it to the back of
+//! the `Normal` keys (as if added there now); a `Low` add of a queued key does nothing.
+//! A key added while processing is queued at `done` with the highest priority it was
+//! added with meanwhile. A delayed key keeps the earliest due time and the highest
+//! priority of its delayed adds. [`len`](WorkQueue::len) and `workqueue_depth` count
+//! the keys of both priorities. A queue only ever given `Normal` adds is client-go's
+//! FIFO queue, with no extra allocation per operation.
+//!
 //! # Delayed keys
 //!
 //! Delayed keys wait in a min-heap by due time. Like client-go's `waitingLoop`
@@ -50,7 +71,7 @@ mod rate_limit;
 
 use std::{
     cmp::Reverse,
-    collections::{BinaryHeap, HashMap, HashSet, VecDeque},
+    collections::{BinaryHeap, HashMap, VecDeque},
     fmt,
     hash::Hash,
     sync::{Arc, Mutex, MutexGuard, Weak},
@@ -69,6 +90,22 @@ pub use rate_limit::{
 /// shareable across workers.
 pub trait QueueKey: Clone + Eq + Hash + Send + Sync + 'static {}
 impl<T: Clone + Eq + Hash + Send + Sync + 'static> QueueKey for T {}
+
+/// How urgently a queued key should be worked on; see [Priorities](self#priorities).
+/// Ordered: `Low < Normal`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Priority {
+    /// Work that is not a reaction to a change: the keys of objects an informer
+    /// listed when it started. Handed out only when no `Normal` key is ready.
+    Low,
+    /// Everything else (the default).
+    #[default]
+    Normal,
+}
+
+/// The `dirty` value of a key queued (or to be queued at `done`) at `Normal`. Any other
+/// value is the stamp of the key's `Low` entry.
+const NORMAL: u64 = 0;
 
 /// A rate-limited, delaying work queue of keys. Cloning gives another handle to the
 /// same queue. See the [module docs](self) for the semantics.
@@ -89,7 +126,7 @@ impl<K: QueueKey> fmt::Debug for WorkQueue<K> {
         let state = self.inner.lock();
         f.debug_struct("WorkQueue")
             .field("name", &self.inner.name)
-            .field("queued", &state.queue.len())
+            .field("queued", &state.queued())
             .field("processing", &state.processing.len())
             .field("waiting", &state.waiting_keys.len())
             .field("shutting_down", &state.shutting_down)
@@ -114,16 +151,28 @@ struct Inner<K> {
 }
 
 struct State<K> {
+    /// The keys queued at `Normal`, in order.
     queue: VecDeque<K>,
-    dirty: HashSet<K, Hasher>,
+    /// The keys queued at `Low`, in order, each with the stamp it was added with. An
+    /// entry is live while `dirty` maps its key to its stamp; a key raised to `Normal`
+    /// leaves a stale entry here, skipped when it comes up, so a raise costs O(1).
+    low: VecDeque<(K, u64)>,
+    /// Live entries in `low`.
+    low_queued: usize,
+    /// The last stamp given to a `Low` add (stamps start at 1; 0 is [`NORMAL`]).
+    low_stamp: u64,
+    /// Keys added and not yet handed out, with their priority: [`NORMAL`] or the stamp
+    /// of their `Low` entry (for a processing key, of the entry `done` will push).
+    dirty: HashMap<K, u64, Hasher>,
     /// Processing keys, with the time their worker took them when metrics are on.
     processing: HashMap<K, Option<Instant>, Hasher>,
     /// When each dirty key was added, when metrics are on.
     added_at: HashMap<K, Instant, Hasher>,
-    /// Delayed adds: a min-heap of (due, sequence), the key of each live sequence, and
-    /// the live entry of each key. Heap entries without a live sequence are stale.
+    /// Delayed adds: a min-heap of (due, sequence), the key and priority of each live
+    /// sequence, and the live entry of each key. Heap entries without a live sequence
+    /// are stale.
     waiting: BinaryHeap<Reverse<(Instant, u64)>>,
-    waiting_by_sequence: HashMap<u64, K>,
+    waiting_by_sequence: HashMap<u64, (K, Priority)>,
     waiting_keys: HashMap<K, (Instant, u64), Hasher>,
     sequence: u64,
     /// Workers blocked in `get`; adds notify only when there is one.
@@ -139,6 +188,23 @@ struct State<K> {
 /// Keys are hashed on every operation; SipHash's DoS resistance buys nothing for keys
 /// that come from the API server, and costs a large share of an add/get/done cycle.
 type Hasher = foldhash::fast::RandomState;
+
+impl<K> State<K> {
+    /// Keys queued and ready, of both priorities.
+    fn queued(&self) -> usize {
+        self.queue.len() + self.low_queued
+    }
+
+    /// Queues a dirty key that is not processing, by its `dirty` value.
+    fn push(&mut self, key: K, slot: u64) {
+        if slot == NORMAL {
+            self.queue.push_back(key);
+        } else {
+            self.low.push_back((key, slot));
+            self.low_queued += 1;
+        }
+    }
+}
 
 impl<K> Drop for Inner<K> {
     fn drop(&mut self) {
@@ -175,27 +241,52 @@ impl<K: QueueKey> WorkQueue<K> {
         &self.inner.name
     }
 
-    /// Marks `key` as needing work. Does nothing if it is already queued or the queue
-    /// is shutting down; if it is processing, it is queued again when it is done.
+    /// Marks `key` as needing work, at [`Priority::Normal`]. Does nothing if it is
+    /// already queued (but raises it if it is queued at `Low`) or the queue is shutting
+    /// down; if it is processing, it is queued again when it is done.
     pub fn add(&self, key: K) {
-        let mut state = self.inner.lock();
-        self.add_locked(&mut state, key);
+        self.add_with_priority(key, Priority::Normal);
     }
 
-    fn add_locked(&self, state: &mut State<K>, key: K) {
-        if state.shutting_down || state.dirty.contains(&key) {
+    /// [`add`](Self::add) at `priority`: a key already queued keeps its place unless
+    /// this raises its priority (see [Priorities](self#priorities)).
+    pub fn add_with_priority(&self, key: K, priority: Priority) {
+        let mut state = self.inner.lock();
+        self.add_locked(&mut state, key, priority);
+    }
+
+    fn add_locked(&self, state: &mut State<K>, key: K, priority: Priority) {
+        if state.shutting_down {
+            return;
+        }
+        if let Some(slot) = state.dirty.get_mut(&key) {
+            if priority == Priority::Normal && *slot != NORMAL {
+                // Raised: its `Low` entry goes stale; a processing key has none yet.
+                *slot = NORMAL;
+                if !state.processing.contains_key(&key) {
+                    state.low_queued -= 1;
+                    state.queue.push_back(key);
+                }
+            }
             return;
         }
         if let Some(metrics) = &self.inner.metrics {
             metrics.added();
             state.added_at.insert(key.clone(), Instant::now());
         }
+        let slot = match priority {
+            Priority::Normal => NORMAL,
+            Priority::Low => {
+                state.low_stamp += 1;
+                state.low_stamp
+            }
+        };
         if state.processing.contains_key(&key) {
-            state.dirty.insert(key);
+            state.dirty.insert(key, slot);
             return;
         }
-        state.dirty.insert(key.clone());
-        state.queue.push_back(key);
+        state.dirty.insert(key.clone(), slot);
+        state.push(key, slot);
         self.report_depth(state);
         self.wake_one(state);
     }
@@ -209,28 +300,38 @@ impl<K: QueueKey> WorkQueue<K> {
     /// Adds `key` after `delay`. If the key is already waiting, the earlier time wins.
     /// A zero delay adds at once.
     pub fn add_after(&self, key: K, delay: Duration) {
+        self.add_after_with_priority(key, delay, Priority::Normal);
+    }
+
+    /// [`add_after`](Self::add_after) at `priority`. A key delayed twice keeps the
+    /// earlier time and the higher priority.
+    pub fn add_after_with_priority(&self, key: K, delay: Duration, priority: Priority) {
         let mut state = self.inner.lock();
         if state.shutting_down {
             return;
         }
         if delay.is_zero() {
-            self.add_locked(&mut state, key);
+            self.add_locked(&mut state, key, priority);
             return;
         }
         let due = Instant::now() + delay;
-        if state
-            .waiting_keys
-            .get(&key)
-            .is_some_and(|(existing, _)| *existing <= due)
-        {
-            return;
+        let mut priority = priority;
+        if let Some(&(existing, sequence)) = state.waiting_keys.get(&key) {
+            let waiting = state.waiting_by_sequence.get_mut(&sequence);
+            if let Some((_, waiting_priority)) = waiting {
+                priority = priority.max(*waiting_priority);
+                if existing <= due {
+                    *waiting_priority = priority;
+                    return;
+                }
+            }
         }
         state.sequence += 1;
         let sequence = state.sequence;
         if let Some((_, superseded)) = state.waiting_keys.insert(key.clone(), (due, sequence)) {
             state.waiting_by_sequence.remove(&superseded);
         }
-        state.waiting_by_sequence.insert(sequence, key);
+        state.waiting_by_sequence.insert(sequence, (key, priority));
         state.waiting.push(Reverse((due, sequence)));
         if state.waiting_loop {
             // The loop sleeps until the earliest due time: wake it only if that moved.
@@ -257,11 +358,17 @@ impl<K: QueueKey> WorkQueue<K> {
 
     /// Adds `key` after the delay the rate limiter gives it (its next backoff step).
     pub fn add_rate_limited(&self, key: K) {
+        self.add_rate_limited_with_priority(key, Priority::Normal);
+    }
+
+    /// [`add_rate_limited`](Self::add_rate_limited) at `priority`, e.g. the priority
+    /// the failed key was handed out with.
+    pub fn add_rate_limited_with_priority(&self, key: K, priority: Priority) {
         let delay = self.inner.rate_limiter.when(&key);
         if let Some(metrics) = &self.inner.metrics {
             metrics.retried();
         }
-        self.add_after(key, delay);
+        self.add_after_with_priority(key, delay, priority);
     }
 
     /// Clears the rate limiter's failure history of `key` (call after a success).
@@ -277,8 +384,15 @@ impl<K: QueueKey> WorkQueue<K> {
 
     /// Waits for a key to work on and marks it processing; the caller must call
     /// [`done`](Self::done) with it. Returns `None` once the queue is shut down and
-    /// empty (delayed keys not yet due are dropped at shutdown).
+    /// empty (delayed keys not yet due are dropped at shutdown). `Normal` keys come
+    /// before `Low` ones, each in the order they were queued.
     pub async fn get(&self) -> Option<K> {
+        self.get_with_priority().await.map(|(key, _)| key)
+    }
+
+    /// [`get`](Self::get), with the priority the key was queued at (to re-add it at
+    /// the same priority if its work fails, as controllers do).
+    pub async fn get_with_priority(&self) -> Option<(K, Priority)> {
         // Fast path: a key is ready, no wake-up registration needed.
         {
             let mut state = self.inner.lock();
@@ -331,17 +445,28 @@ impl<K: QueueKey> WorkQueue<K> {
             }
             state.waiting.pop();
             // Entries superseded by an earlier add_after of the same key are stale.
-            if let Some(key) = state.waiting_by_sequence.remove(&sequence) {
+            if let Some((key, priority)) = state.waiting_by_sequence.remove(&sequence) {
                 state.waiting_keys.remove(&key);
-                self.add_locked(state, key);
+                self.add_locked(state, key, priority);
             }
         }
     }
 
-    /// Pops the next key, first moving delayed keys that are due into the queue.
-    fn take_locked(&self, state: &mut State<K>) -> Option<K> {
+    /// Pops the next key, `Normal` before `Low`, first moving delayed keys that are due
+    /// into the queue.
+    fn take_locked(&self, state: &mut State<K>) -> Option<(K, Priority)> {
         self.promote_due_locked(state);
-        let key = state.queue.pop_front()?;
+        let (key, priority) = match state.queue.pop_front() {
+            Some(key) => (key, Priority::Normal),
+            None => loop {
+                let (key, stamp) = state.low.pop_front()?;
+                // Stale entries (of keys raised since) are dropped as they come up.
+                if state.dirty.get(&key) == Some(&stamp) {
+                    state.low_queued -= 1;
+                    break (key, Priority::Low);
+                }
+            },
+        };
         state.dirty.remove(&key);
         let started = match &self.inner.metrics {
             Some(metrics) => {
@@ -354,7 +479,7 @@ impl<K: QueueKey> WorkQueue<K> {
         };
         state.processing.insert(key.clone(), started);
         self.report_depth(state);
-        Some(key)
+        Some((key, priority))
     }
 
     /// Marks `key` finished. If it was added while processing, it is queued again.
@@ -366,8 +491,8 @@ impl<K: QueueKey> WorkQueue<K> {
         if let (Some(metrics), Some(started)) = (&self.inner.metrics, started) {
             metrics.finished(started.elapsed());
         }
-        if state.dirty.contains(key) {
-            state.queue.push_back(key.clone());
+        if let Some(&slot) = state.dirty.get(key) {
+            state.push(key.clone(), slot);
             self.report_depth(&state);
             self.wake_one(&state);
         }
@@ -382,7 +507,7 @@ impl<K: QueueKey> WorkQueue<K> {
     pub fn len(&self) -> usize {
         let mut state = self.inner.lock();
         self.promote_due_locked(&mut state);
-        state.queue.len()
+        state.queued()
     }
 
     /// Whether no key is queued and ready.
@@ -438,7 +563,7 @@ impl<K: QueueKey> WorkQueue<K> {
 
     fn report_depth(&self, state: &State<K>) {
         if let Some(metrics) = &self.inner.metrics {
-            metrics.depth(state.queue.len());
+            metrics.depth(state.queued());
         }
     }
 
@@ -506,7 +631,10 @@ impl<K: QueueKey> WorkQueueBuilder<K> {
             name: self.name,
             state: Mutex::new(State {
                 queue: VecDeque::new(),
-                dirty: HashSet::default(),
+                low: VecDeque::new(),
+                low_queued: 0,
+                low_stamp: NORMAL,
+                dirty: HashMap::default(),
                 processing: HashMap::default(),
                 added_at: HashMap::default(),
                 waiting: BinaryHeap::new(),

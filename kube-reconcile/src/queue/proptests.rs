@@ -1,6 +1,7 @@
 //! Model-based property tests: random operation sequences run against the queue and
-//! against a plain model of client-go's dirty/processing/waiting sets, on tokio's
-//! paused clock so delays cost nothing and land on exact instants.
+//! against a plain model of client-go's dirty/processing/waiting sets (with a FIFO per
+//! priority), on tokio's paused clock so delays cost nothing and land on exact
+//! instants.
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet, VecDeque},
@@ -21,6 +22,9 @@ enum Op {
     Add(&'static str),
     AddAfter(&'static str, Duration),
     AddRateLimited(&'static str),
+    AddLow(&'static str),
+    AddAfterLow(&'static str, Duration),
+    AddRateLimitedLow(&'static str),
     Forget(&'static str),
     /// `get` that must not block.
     Get,
@@ -41,6 +45,9 @@ fn op() -> impl Strategy<Value = Op> {
         6 => key().prop_map(Op::Add),
         3 => (key(), secs(10)).prop_map(|(k, d)| Op::AddAfter(k, d)),
         2 => key().prop_map(Op::AddRateLimited),
+        4 => key().prop_map(Op::AddLow),
+        2 => (key(), secs(10)).prop_map(|(k, d)| Op::AddAfterLow(k, d)),
+        1 => key().prop_map(Op::AddRateLimitedLow),
         1 => key().prop_map(Op::Forget),
         5 => Just(Op::Get),
         2 => secs(20).prop_map(|d| Op::GetWait(d + Duration::from_millis(1))),
@@ -52,14 +59,17 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// client-go's workqueue semantics, written out plainly.
+/// client-go's workqueue semantics, with controller-runtime's priorities, written out
+/// plainly.
 #[derive(Default, Debug)]
 struct Model {
+    /// Queued keys at `Normal`, then at `Low`.
     queue: VecDeque<&'static str>,
-    dirty: HashSet<&'static str>,
+    low: VecDeque<&'static str>,
+    dirty: HashMap<&'static str, Priority>,
     processing: HashSet<&'static str>,
-    /// Delayed adds: due time and insertion order (ties go in insertion order).
-    waiting: HashMap<&'static str, (Duration, u64)>,
+    /// Delayed adds: due time, insertion order (ties go in insertion order), priority.
+    waiting: HashMap<&'static str, (Duration, u64, Priority)>,
     sequence: u64,
     failures: HashMap<&'static str, u32>,
     shutting_down: bool,
@@ -68,38 +78,66 @@ struct Model {
 }
 
 impl Model {
-    fn add(&mut self, key: &'static str) {
-        if self.shutting_down || !self.dirty.insert(key) {
-            return;
-        }
-        if !self.processing.contains(key) {
-            self.queue.push_back(key);
+    fn len(&self) -> usize {
+        self.queue.len() + self.low.len()
+    }
+
+    fn push(&mut self, key: &'static str, priority: Priority) {
+        match priority {
+            Priority::Normal => self.queue.push_back(key),
+            Priority::Low => self.low.push_back(key),
         }
     }
 
-    fn add_after(&mut self, key: &'static str, delay: Duration) {
+    fn add(&mut self, key: &'static str, priority: Priority) {
+        if self.shutting_down {
+            return;
+        }
+        if let Some(queued) = self.dirty.get_mut(key) {
+            // A higher priority moves a queued key to the back of its new FIFO.
+            if priority > *queued {
+                *queued = priority;
+                if !self.processing.contains(key) {
+                    self.low.retain(|k| *k != key);
+                    self.push(key, priority);
+                }
+            }
+            return;
+        }
+        self.dirty.insert(key, priority);
+        if !self.processing.contains(key) {
+            self.push(key, priority);
+        }
+    }
+
+    fn add_after(&mut self, key: &'static str, delay: Duration, priority: Priority) {
         if self.shutting_down {
             return;
         }
         if delay.is_zero() {
-            return self.add(key);
+            return self.add(key, priority);
         }
         let due = self.now + delay;
-        if self.waiting.get(key).is_some_and(|(d, _)| *d <= due) {
-            return;
+        let mut priority = priority;
+        if let Some((d, _, p)) = self.waiting.get_mut(key) {
+            priority = priority.max(*p);
+            if *d <= due {
+                *p = priority;
+                return;
+            }
         }
         self.sequence += 1;
-        self.waiting.insert(key, (due, self.sequence));
+        self.waiting.insert(key, (due, self.sequence, priority));
     }
 
-    fn add_rate_limited(&mut self, key: &'static str) {
+    fn add_rate_limited(&mut self, key: &'static str, priority: Priority) {
         let failures = self.failures.entry(key).or_default();
         let delay = BACKOFF_BASE
             .checked_mul(1 << (*failures).min(20))
             .unwrap()
             .min(BACKOFF_MAX);
         *failures += 1;
-        self.add_after(key, delay);
+        self.add_after(key, delay, priority);
     }
 
     /// Time passes. Delayed keys join the queue when they come due, not when a worker
@@ -114,29 +152,29 @@ impl Model {
         let mut due: Vec<_> = self
             .waiting
             .iter()
-            .filter(|(_, (d, _))| *d <= self.now)
-            .map(|(k, (d, s))| (*d, *s, *k))
+            .filter(|(_, (d, _, _))| *d <= self.now)
+            .map(|(k, (d, s, p))| (*d, *s, *k, *p))
             .collect();
         due.sort();
-        for (_, _, key) in due {
+        for (_, _, key, priority) in due {
             self.waiting.remove(key);
-            self.add(key);
+            self.add(key, priority);
         }
     }
 
-    fn take(&mut self) -> Option<&'static str> {
+    fn take(&mut self) -> Option<(&'static str, Priority)> {
         if !self.shutting_down {
             self.promote();
         }
-        let key = self.queue.pop_front()?;
-        self.dirty.remove(key);
+        let key = self.queue.pop_front().or_else(|| self.low.pop_front())?;
+        let priority = self.dirty.remove(key).expect("a queued key is dirty");
         self.processing.insert(key);
-        Some(key)
+        Some((key, priority))
     }
 
     /// `get` bounded by `limit`: sleeps from one due time to the next until a key is
     /// ready (a due key that is processing is only marked dirty) or the limit passes.
-    fn take_within(&mut self, limit: Duration) -> Option<&'static str> {
+    fn take_within(&mut self, limit: Duration) -> Option<(&'static str, Priority)> {
         let deadline = self.now + limit;
         loop {
             if let Some(key) = self.take() {
@@ -145,7 +183,7 @@ impl Model {
             if self.shutting_down {
                 return None;
             }
-            match self.waiting.values().map(|(d, _)| *d).min() {
+            match self.waiting.values().map(|(d, _, _)| *d).min() {
                 Some(due) if due <= deadline => self.now = due,
                 _ => {
                     self.now = deadline;
@@ -156,8 +194,10 @@ impl Model {
     }
 
     fn done(&mut self, key: &'static str) {
-        if self.processing.remove(key) && self.dirty.contains(key) {
-            self.queue.push_back(key);
+        if self.processing.remove(key)
+            && let Some(&priority) = self.dirty.get(key)
+        {
+            self.push(key, priority);
         }
     }
 
@@ -200,15 +240,27 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         match op {
             Op::Add(k) => {
                 queue.add(k);
-                model.add(k);
+                model.add(k, Priority::Normal);
             }
             Op::AddAfter(k, d) => {
                 queue.add_after(k, d);
-                model.add_after(k, d);
+                model.add_after(k, d, Priority::Normal);
             }
             Op::AddRateLimited(k) => {
                 queue.add_rate_limited(k);
-                model.add_rate_limited(k);
+                model.add_rate_limited(k, Priority::Normal);
+            }
+            Op::AddLow(k) => {
+                queue.add_with_priority(k, Priority::Low);
+                model.add(k, Priority::Low);
+            }
+            Op::AddAfterLow(k, d) => {
+                queue.add_after_with_priority(k, d, Priority::Low);
+                model.add_after(k, d, Priority::Low);
+            }
+            Op::AddRateLimitedLow(k) => {
+                queue.add_rate_limited_with_priority(k, Priority::Low);
+                model.add_rate_limited(k, Priority::Low);
             }
             Op::Forget(k) => {
                 queue.forget(&k);
@@ -219,13 +271,13 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     Op::GetWait(d) => d,
                     _ => Duration::ZERO,
                 };
-                let got = tokio::time::timeout(limit, queue.get())
+                let got = tokio::time::timeout(limit, queue.get_with_priority())
                     .await
                     .ok()
                     .flatten();
                 let expected = model.take_within(limit);
                 prop_assert_eq!(got, expected, "get after {:?}", start.elapsed());
-                if let Some(k) = got {
+                if let Some((k, _)) = got {
                     ledger.handed_out(k)?;
                 }
             }
@@ -250,14 +302,25 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 model.shutdown();
             }
         }
-        if let Op::Add(k) | Op::AddAfter(k, _) | Op::AddRateLimited(k) = op
+        if let Op::Add(k)
+        | Op::AddAfter(k, _)
+        | Op::AddRateLimited(k)
+        | Op::AddLow(k)
+        | Op::AddAfterLow(k, _)
+        | Op::AddRateLimitedLow(k) = op
             && accepting
         {
-            let immediate = matches!(op, Op::Add(_) | Op::AddAfter(_, Duration::ZERO));
+            let immediate = matches!(
+                op,
+                Op::Add(_)
+                    | Op::AddAfter(_, Duration::ZERO)
+                    | Op::AddLow(_)
+                    | Op::AddAfterLow(_, Duration::ZERO)
+            );
             ledger.owed.push((step, k, immediate));
         }
         prop_assert_eq!(start.elapsed(), model.now, "the clock after {:?}", op);
-        prop_assert_eq!(queue.len(), model.queue.len(), "len after {:?}", op);
+        prop_assert_eq!(queue.len(), model.len(), "len after {:?}", op);
         prop_assert!(queue.len() <= KEYS.len(), "a key counted twice");
         prop_assert_eq!(queue.is_shutting_down(), model.shutting_down);
         for k in KEYS {
@@ -275,12 +338,12 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     }
     let limit = Duration::from_secs(3600);
     loop {
-        let got = tokio::time::timeout(limit, queue.get())
+        let got = tokio::time::timeout(limit, queue.get_with_priority())
             .await
             .ok()
             .flatten();
         prop_assert_eq!(got, model.take_within(limit));
-        let Some(k) = got else { break };
+        let Some((k, _)) = got else { break };
         ledger.handed_out(k)?;
         queue.done(&k);
         model.done(k);

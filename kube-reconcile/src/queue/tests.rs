@@ -308,3 +308,124 @@ async fn client_go_default_takes_the_longer_delay_and_forgets_both() {
     limiter.forget(&"a");
     assert_eq!(limiter.num_requeues(&"a"), 0);
 }
+
+/// Every key ready now, in the order `get` hands them out, each marked done.
+async fn drain(queue: &WorkQueue<&'static str>) -> Vec<(&'static str, Priority)> {
+    let mut order = Vec::new();
+    while let Ok(Some((key, priority))) =
+        tokio::time::timeout(Duration::ZERO, queue.get_with_priority()).await
+    {
+        queue.done(&key);
+        order.push((key, priority));
+    }
+    order
+}
+
+#[tokio::test(start_paused = true)]
+async fn low_priority_keys_wait_behind_normal_ones_in_order() {
+    use Priority::{Low, Normal};
+    let q = queue();
+    q.add_with_priority("listed-1", Low);
+    q.add_with_priority("listed-2", Low);
+    q.add("changed-1");
+    q.add_with_priority("listed-3", Low);
+    q.add("changed-2");
+    assert_eq!(q.len(), 5);
+    assert_eq!(
+        drain(&q).await,
+        [
+            ("changed-1", Normal),
+            ("changed-2", Normal),
+            ("listed-1", Low),
+            ("listed-2", Low),
+            ("listed-3", Low),
+        ]
+    );
+    assert!(q.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_normal_add_raises_a_queued_low_key_once_and_a_low_add_never_lowers() {
+    use Priority::{Low, Normal};
+    let q = queue();
+    for key in ["a", "b", "c"] {
+        q.add_with_priority(key, Low);
+    }
+    q.add("x");
+    q.add("b"); // raised: behind "x", out of the low FIFO
+    q.add("b");
+    q.add_with_priority("x", Low); // already queued at Normal: unchanged
+    assert_eq!(q.len(), 4, "a raised key counts once");
+    assert_eq!(
+        drain(&q).await,
+        [("x", Normal), ("b", Normal), ("a", Low), ("c", Low)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_raised_keys_stale_low_entry_never_hands_it_out_again() {
+    use Priority::{Low, Normal};
+    let q = queue();
+    for key in ["a", "b", "c"] {
+        q.add_with_priority(key, Low);
+    }
+    q.add("b");
+    assert_eq!(get_now(&q).await, Some("b"));
+    // Added again at Low while processing, then done: its old entry is stale, its new
+    // one is behind "c".
+    q.add_with_priority("b", Low);
+    q.done(&"b");
+    assert_eq!(q.len(), 3);
+    assert_eq!(drain(&q).await, [("a", Low), ("c", Low), ("b", Low)]);
+    // Raised while processing: queued at Normal on done.
+    q.add_with_priority("a", Low);
+    q.add_with_priority("d", Low);
+    let (a, _) = q.get_with_priority().await.unwrap();
+    q.add_with_priority(a, Low);
+    q.add(a);
+    q.add_with_priority("e", Low);
+    q.done(&a);
+    assert_eq!(
+        drain(&q).await,
+        [("a", Normal), ("d", Low), ("e", Low)],
+        "raised while processing"
+    );
+    assert!(q.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn delayed_keys_keep_the_higher_priority_and_the_earlier_time() {
+    use Priority::{Low, Normal};
+    let q = queue();
+    q.add_with_priority("listed", Low);
+    q.add_after_with_priority("a", Duration::from_secs(1), Low);
+    q.add_after_with_priority("a", Duration::from_secs(5), Normal); // later: raises only
+    q.add_after_with_priority("b", Duration::from_secs(5), Normal);
+    q.add_after_with_priority("b", Duration::from_secs(1), Low); // earlier: keeps Normal
+    q.add_rate_limited_with_priority("c", Low);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        drain(&q).await,
+        [("a", Normal), ("b", Normal), ("listed", Low), ("c", Low)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn metrics_count_keys_of_both_priorities_and_a_raise_is_no_add() {
+    let recorded = Arc::new(Recorded::default());
+    let q = WorkQueue::builder("metered")
+        .metrics(Arc::new(Provider(recorded.clone())))
+        .build();
+    q.add_with_priority("a", Priority::Low);
+    q.add_with_priority("b", Priority::Low);
+    q.add("c");
+    q.add("a");
+    assert_eq!(recorded.adds.load(Ordering::SeqCst), 3);
+    assert_eq!(recorded.depth.load(Ordering::SeqCst), 3);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(q.get().await, Some("c"));
+    assert_eq!(q.get().await, Some("a"));
+    assert_eq!(recorded.depth.load(Ordering::SeqCst), 1);
+    // Waited since its first add, not since the raise.
+    assert_eq!(recorded.started.lock().unwrap()[1], Duration::from_secs(2));
+}
