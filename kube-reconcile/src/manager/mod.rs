@@ -36,6 +36,10 @@
 //! [`ManagerError::LostLeadership`]. A graceful shutdown drains the controllers, then
 //! releases the lease so a standby takes over at once.
 //!
+//! The manager's clients also retry what a shedding API server turns away with 429 (or
+//! a 5xx) and a `Retry-After`, after the delay it asks for, as client-go does
+//! ([`honouring_retry_after`](crate::client::honouring_retry_after)).
+//!
 //! Besides the controllers' and work queues' metrics, `/metrics` reports the process,
 //! read at each scrape: `process_resident_memory_bytes` and `process_open_fds` (Linux
 //! only; from `/proc/self`) and `tokio_alive_tasks` (tasks alive on the runtime), to
@@ -145,12 +149,14 @@ impl ManagerBuilder {
             .election
             .map(|config| Elector::new(self.client.clone(), config))
             .transpose()?;
-        // Fenced closest to the wire: a request waiting for a rate-limit token is
-        // checked when it leaves, not before it waits.
-        let unlimited = match &elector {
+        // Fenced closest to the wire: a request waiting for a rate-limit token, or for
+        // the server's Retry-After, is checked when it leaves, not before it waits.
+        let fenced = match &elector {
             Some(elector) => crate::leader::fenced(self.client.clone(), elector.fence()),
             None => self.client.clone(),
         };
+        let unlimited =
+            crate::client::honouring_retry_after(fenced, crate::client::DEFAULT_MAX_RETRIES);
         let client = limit(&unlimited, self.limits);
         let listener = match self.address {
             Some(address) => Some(
