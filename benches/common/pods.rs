@@ -1,64 +1,23 @@
 //! The realistic pod both memory benches cache (`pod_memory`, `initial_sync_rss`), and
-//! a typed projection of the fields a controller reads from it.
+//! the example controllers' projection of it.
 #![allow(dead_code)] // each bench uses part of it
 
 use futures::{StreamExt, TryStreamExt, stream};
-use k8s_openapi::{
-    api::core::v1::{Container, ContainerPort, ContainerStatus, Pod, PodIP, PodSpec, PodStatus},
-    apimachinery::pkg::apis::meta::v1::ObjectMeta,
-};
+use k8s_openapi::api::core::v1::Pod;
 use kube::{
     Api,
     api::{Patch, PatchParams, PostParams},
 };
-use kube_reconcile::projection::Projection;
 use serde_json::json;
 
-/// The fields issue 15 names: metadata, `spec.nodeName`, container ports, and
-/// `status.phase/conditions/podIP(s)/containerStatuses[].restartCount`.
-#[derive(Projection, Clone, Debug)]
-#[projection(of = Pod)]
-#[allow(dead_code)] // held in the cache, never read
-pub struct PodView {
-    metadata: ObjectMeta,
-    spec: Option<SpecView>,
-    status: Option<StatusView>,
-}
+/// The example controllers' shared pod cache: the projection the controller-manager
+/// binary holds each pod as (metadata, `spec.nodeName/hostname/subdomain`, container
+/// names, ports and restart policies, `status.phase/conditions/podIP(s)` and restart
+/// counts).
+#[path = "../../examples/controllers/pod_view.rs"]
+mod pod_view;
 
-#[derive(Projection, Clone, Debug)]
-#[projection(of = PodSpec, nested)]
-#[allow(dead_code)]
-pub struct SpecView {
-    node_name: Option<String>,
-    containers: Vec<ContainerView>,
-}
-
-#[derive(Projection, Clone, Debug)]
-#[projection(of = Container, nested)]
-#[allow(dead_code)]
-pub struct ContainerView {
-    name: String,
-    ports: Option<Vec<ContainerPort>>,
-}
-
-#[derive(Projection, Clone, Debug)]
-#[projection(of = PodStatus, nested)]
-#[allow(dead_code)]
-pub struct StatusView {
-    phase: Option<String>,
-    conditions: Option<Vec<k8s_openapi::api::core::v1::PodCondition>>,
-    pod_ip: Option<String>,
-    pod_ips: Option<Vec<PodIP>>,
-    container_statuses: Option<Vec<RestartsView>>,
-}
-
-#[derive(Projection, Clone, Debug)]
-#[projection(of = ContainerStatus, nested)]
-#[allow(dead_code)]
-pub struct RestartsView {
-    name: String,
-    restart_count: i32,
-}
+pub use pod_view::PodView;
 
 pub fn pod(i: usize) -> Pod {
     let env: Vec<_> = (0..10)

@@ -4,5 +4,6 @@
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
+pub mod pod_view;
 pub mod pods;
 pub mod replicaset;

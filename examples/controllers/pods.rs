@@ -3,29 +3,31 @@
 
 use std::cmp::Ordering;
 
-use k8s_openapi::{api::core::v1::Pod, jiff::Timestamp};
+use k8s_openapi::jiff::Timestamp;
+
+use super::pod_view::PodView;
 
 /// Not finished (Succeeded/Failed) and not being deleted.
-pub fn is_active(pod: &Pod) -> bool {
+pub fn is_active(pod: &PodView) -> bool {
     !is_terminal(pod) && pod.metadata.deletion_timestamp.is_none()
 }
 
 /// Being deleted but not finished: counted as terminating.
-pub fn is_terminating(pod: &Pod) -> bool {
+pub fn is_terminating(pod: &PodView) -> bool {
     !is_terminal(pod) && pod.metadata.deletion_timestamp.is_some()
 }
 
-fn is_terminal(pod: &Pod) -> bool {
+fn is_terminal(pod: &PodView) -> bool {
     matches!(phase(pod), "Succeeded" | "Failed")
 }
 
-fn phase(pod: &Pod) -> &str {
+fn phase(pod: &PodView) -> &str {
     let status = pod.status.as_ref();
     status.and_then(|s| s.phase.as_deref()).unwrap_or("")
 }
 
 /// The Ready condition's transition time, if the pod is Ready.
-pub fn ready_since(pod: &Pod) -> Option<Timestamp> {
+pub fn ready_since(pod: &PodView) -> Option<Timestamp> {
     let conditions = pod.status.as_ref()?.conditions.as_ref()?;
     let ready = conditions
         .iter()
@@ -39,12 +41,12 @@ pub fn ready_since(pod: &Pod) -> Option<Timestamp> {
 }
 
 /// Whether the pod is Ready.
-pub fn is_ready(pod: &Pod) -> bool {
+pub fn is_ready(pod: &PodView) -> bool {
     ready_since(pod).is_some()
 }
 
 /// Ready for at least `min_ready_seconds` at `now`.
-pub fn is_available(pod: &Pod, min_ready_seconds: i32, now: Timestamp) -> bool {
+pub fn is_available(pod: &PodView, min_ready_seconds: i32, now: Timestamp) -> bool {
     match ready_since(pod) {
         None => false,
         Some(_) if min_ready_seconds <= 0 => true,
@@ -54,7 +56,11 @@ pub fn is_available(pod: &Pod, min_ready_seconds: i32, now: Timestamp) -> bool {
 }
 
 /// When the pod becomes available, if it is Ready but not yet available.
-pub fn seconds_until_available(pod: &Pod, min_ready_seconds: i32, now: Timestamp) -> Option<f64> {
+pub fn seconds_until_available(
+    pod: &PodView,
+    min_ready_seconds: i32,
+    now: Timestamp,
+) -> Option<f64> {
     let since = ready_since(pod)?;
     let left = f64::from(min_ready_seconds) - seconds_between(since, now);
     (left > 0.0).then_some(left)
@@ -65,7 +71,7 @@ fn seconds_between(earlier: Timestamp, later: Timestamp) -> f64 {
 }
 
 /// `namespace/name`, as expectations track pods.
-pub fn key(pod: &Pod) -> String {
+pub fn key(pod: &PodView) -> String {
     let meta = &pod.metadata;
     format!(
         "{}/{}",
@@ -75,7 +81,7 @@ pub fn key(pod: &Pod) -> String {
 }
 
 /// The `controller.kubernetes.io/pod-deletion-cost` annotation (0 when absent or bad).
-fn deletion_cost(pod: &Pod) -> i32 {
+fn deletion_cost(pod: &PodView) -> i32 {
     let annotations = pod.metadata.annotations.as_ref();
     annotations
         .and_then(|a| a.get("controller.kubernetes.io/pod-deletion-cost"))
@@ -85,7 +91,7 @@ fn deletion_cost(pod: &Pod) -> i32 {
 
 /// Highest restart count of regular containers, then of sidecar (restartable init)
 /// containers.
-fn max_restarts(pod: &Pod) -> (i32, i32) {
+fn max_restarts(pod: &PodView) -> (i32, i32) {
     let status = pod.status.as_ref();
     let regular = status
         .and_then(|s| s.container_statuses.as_ref())
@@ -112,7 +118,7 @@ fn max_restarts(pod: &Pod) -> (i32, i32) {
     (regular, sidecar)
 }
 
-fn phase_rank(pod: &Pod) -> u8 {
+fn phase_rank(pod: &PodView) -> u8 {
     match phase(pod) {
         "Pending" => 0,
         "Unknown" => 1,
@@ -134,8 +140,8 @@ fn log_age(time: Timestamp, now: Timestamp) -> i64 {
 /// Orders two times newer-first on a log2 scale, ties broken by UID; a missing time
 /// sorts first.
 fn newer_first(
-    a: (Option<Timestamp>, &Pod),
-    b: (Option<Timestamp>, &Pod),
+    a: (Option<Timestamp>, &PodView),
+    b: (Option<Timestamp>, &PodView),
     now: Timestamp,
 ) -> Ordering {
     match (a.0, b.0) {
@@ -181,11 +187,11 @@ pub fn sort_tolerant<T>(items: &mut Vec<T>, order: &impl Fn(&T, &T) -> Ordering)
 /// kube-controller-manager's scale-down order: `Less` means `a` is deleted first.
 /// `colocated_*` counts active related pods on the pod's node.
 pub fn deletion_order(
-    (a, colocated_a): (&Pod, usize),
-    (b, colocated_b): (&Pod, usize),
+    (a, colocated_a): (&PodView, usize),
+    (b, colocated_b): (&PodView, usize),
     now: Timestamp,
 ) -> Ordering {
-    let node = |p: &Pod| {
+    let node = |p: &PodView| {
         p.spec
             .as_ref()
             .and_then(|s| s.node_name.clone())
@@ -208,7 +214,7 @@ pub fn deletion_order(
         .then_with(|| {
             if is_ready(a) && is_ready(b) {
                 // A Ready condition without a transition time counts as "no time".
-                let since = |p: &Pod| ready_since(p).filter(|t| *t != Timestamp::UNIX_EPOCH);
+                let since = |p: &PodView| ready_since(p).filter(|t| *t != Timestamp::UNIX_EPOCH);
                 newer_first((since(a), a), (since(b), b), now)
             } else {
                 Ordering::Equal
@@ -216,7 +222,7 @@ pub fn deletion_order(
         })
         .then_with(|| max_restarts(b).cmp(&max_restarts(a)))
         .then_with(|| {
-            let created = |p: &Pod| p.metadata.creation_timestamp.as_ref().map(|t| t.0);
+            let created = |p: &PodView| p.metadata.creation_timestamp.as_ref().map(|t| t.0);
             newer_first((created(a), a), (created(b), b), now)
         })
 }
@@ -225,7 +231,7 @@ pub fn deletion_order(
 mod tests {
     use super::*;
 
-    fn pod(name: &str, patch: serde_json::Value) -> Pod {
+    fn pod(name: &str, patch: serde_json::Value) -> PodView {
         let mut value = serde_json::json!({
             "metadata": {"name": name, "uid": name, "creationTimestamp": "2026-11-29T10:00:00Z"},
             "spec": {"nodeName": "node-a", "containers": [{"name": "app"}]},
@@ -249,7 +255,7 @@ mod tests {
         }
     }
 
-    fn first_deleted(a: &Pod, b: &Pod) -> String {
+    fn first_deleted(a: &PodView, b: &PodView) -> String {
         let now: Timestamp = "2026-11-29T12:00:00Z".parse().unwrap();
         let (first, second) = match deletion_order((a, 0), (b, 0), now) {
             Ordering::Less => (a, b),

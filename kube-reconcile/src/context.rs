@@ -159,6 +159,17 @@ impl Context {
         }
     }
 
+    /// As [`wrote`](Self::wrote), for a controller that caches `Cached` — a
+    /// [projection](crate::projection) of the written type — rather than the type
+    /// written: `ctx.wrote_as::<PodView>(&created_pod)`. The wait is on the store of
+    /// `Cached`; writing with one type and caching another is the projection's normal
+    /// use.
+    pub fn wrote_as<Cached: 'static>(&self, written: &impl Resource) {
+        if let Some(version) = &written.meta().resource_version {
+            self.wrote_version(TypeId::of::<Cached>(), version);
+        }
+    }
+
     fn wrote_version(&self, type_id: TypeId, version: &str) {
         let (Some(ledger), Some(uid)) = (&self.controller.writes, &self.object.uid) else {
             return;

@@ -716,7 +716,10 @@ where
             let running = start_ours(kit, &client, as_controllers, &factory, &scope, &ns).await;
             // kube-controller-manager's caches are long synced when a scenario starts;
             // give ours the same footing.
-            factory.informer::<Pod>(&scope).wait_for_sync().await;
+            factory
+                .informer::<controllers::pod_view::PodView>(&scope)
+                .wait_for_sync()
+                .await;
             match kit {
                 Kit::ServiceEndpoints => {
                     factory.informer::<Service>(&scope).wait_for_sync().await;

@@ -11,10 +11,8 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::{
-    apps::v1::{Deployment, ReplicaSet},
-    core::v1::Pod,
-};
+use super::pod_view::PodView;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::{Api, Client, Resource, ResourceExt, api::PostParams};
 use kube_reconcile::{
     ObjectKey,
@@ -161,7 +159,7 @@ impl Error {
 pub struct DeploymentController {
     client: Client,
     replica_sets: Store<ReplicaSet>,
-    pods: Store<Pod>,
+    pods: Store<PodView>,
 }
 
 /// Builds the controller for the Deployments, ReplicaSets and pods in `scope`:
@@ -184,10 +182,10 @@ pub fn controller(
     let replica_sets = builder.store::<ReplicaSet>().expect("watched above");
     let on_pod = {
         let (deployments, replica_sets) = (deployments.clone(), replica_sets.clone());
-        move |change: &Change<Pod>| pod_event(&deployments, &replica_sets, change)
+        move |change: &Change<PodView>| pod_event(&deployments, &replica_sets, change)
     };
-    let builder = builder.watches::<Pod>(scope, on_pod);
-    let pods = builder.store::<Pod>().expect("watched above");
+    let builder = builder.watches::<PodView>(scope, on_pod);
+    let pods = builder.store::<PodView>().expect("watched above");
     builder
         .workers(workers)
         .rate_limiter(kube_reconcile::queue::client_go_default())
@@ -265,7 +263,7 @@ fn matching_deployments(deployments: &Store<Deployment>, rs: &ReplicaSet) -> Vec
 fn pod_event(
     deployments: &Store<Deployment>,
     replica_sets: &Store<ReplicaSet>,
-    change: &Change<Pod>,
+    change: &Change<PodView>,
 ) -> Vec<ObjectKey> {
     let Change::Deleted(pod) = change else {
         return Vec::new();
@@ -378,11 +376,11 @@ impl DeploymentController {
     }
 
     /// Pods controlled by `rs` (for Recreate: are old pods still running?).
-    fn pods_of(&self, rs: &ReplicaSet) -> Vec<Arc<Pod>> {
+    fn pods_of(&self, rs: &ReplicaSet) -> Vec<Arc<PodView>> {
         self.pods
             .controlled_by(&rs.uid().unwrap_or_default())
             .into_iter()
-            .filter(|p| controller_of_kind::<ReplicaSet, Pod>(p).is_some())
+            .filter(|p| controller_of_kind::<ReplicaSet, PodView>(p).is_some())
             .collect()
     }
 }

@@ -3,11 +3,9 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::{
-    apps::v1::{Deployment, ReplicaSet},
-    core::v1::Pod,
-};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 
+use super::super::pod_view::PodView;
 use super::{
     Error,
     progress::is_complete,
@@ -52,7 +50,7 @@ impl Sync<'_> {
         if sets::total_status(&sets.old, sets::actual) > 0 {
             return true;
         }
-        let terminal = |pod: &Pod| {
+        let terminal = |pod: &PodView| {
             let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
             matches!(phase, Some("Failed" | "Succeeded"))
         };

@@ -7,7 +7,7 @@
 use std::{sync::Arc, time::Duration};
 
 use k8s_openapi::{
-    api::core::v1::{EndpointAddress, EndpointPort, Endpoints, Pod, Service},
+    api::core::v1::{EndpointAddress, EndpointPort, Endpoints, Service},
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
 use kube::{
@@ -29,6 +29,7 @@ use kube_reconcile::{
 
 pub mod subsets;
 
+use super::pod_view::PodView;
 use subsets::{Entry, MAX_CAPACITY};
 
 /// The name this controller reports in events and field managers.
@@ -60,7 +61,7 @@ pub struct Error {
 /// Shared state of the workers.
 pub struct EndpointsController {
     client: Client,
-    pods: Store<Pod>,
+    pods: Store<PodView>,
     endpoints: Store<Endpoints>,
     trigger_times: TriggerTimes,
 }
@@ -80,16 +81,15 @@ pub fn controller(
     let services = builder.store::<Service>().expect("the primary type");
     let on_pod = service_endpoints::pod_mapper(&services);
     let pods = Source::new(scope).delay(batch_period);
-    let builder = builder.watches::<Pod>(pods, on_pod).watches::<Endpoints>(
-        scope,
-        |change: &Change<Endpoints>| match change {
+    let builder = builder
+        .watches::<PodView>(pods, on_pod)
+        .watches::<Endpoints>(scope, |change: &Change<Endpoints>| match change {
             // Only a deletion: the reference does not resync on updates (its own writes
             // among them), which also decides when the trigger-time annotation goes.
             Change::Deleted(endpoints) => vec![ObjectKey::of(&**endpoints)],
             _ => Vec::new(),
-        },
-    );
-    let pods = builder.store::<Pod>().expect("watched above");
+        });
+    let pods = builder.store::<PodView>().expect("watched above");
     let endpoints = builder.store::<Endpoints>().expect("watched above");
     builder
         .workers(workers)
@@ -128,11 +128,11 @@ impl Reconcile<Service> for EndpointsController {
         if spec.type_.as_deref() == Some("ExternalName") || spec.selector.is_none() {
             return Ok(Action::Done);
         }
-        let selected: Vec<Arc<Pod>> = self
+        let selected: Vec<Arc<PodView>> = self
             .pods
             .list_namespace(key.namespace().unwrap_or_default())
             .into_iter()
-            .filter(|p| selects(&service, p))
+            .filter(|p| selects(&service, &**p))
             .collect();
         let trigger = self
             .trigger_times
@@ -217,11 +217,11 @@ impl Reconcile<Service> for EndpointsController {
 
 /// Every (address, port, readiness) the selected pods give: the pod's address of the
 /// Service's first family, for each Service port that resolves on the pod.
-fn entries(service: &Service, pods: &[Arc<Pod>]) -> Vec<Entry> {
+fn entries(service: &Service, pods: &[Arc<PodView>]) -> Vec<Entry> {
     let spec = service.spec.clone().unwrap_or_default();
     let publish = spec.publish_not_ready_addresses == Some(true);
     let mut out = Vec::new();
-    for pod in pods {
+    for pod in pods.iter().map(|p| &**p) {
         if !has_endpoint(pod, publish) {
             continue;
         }
@@ -266,7 +266,7 @@ fn entries(service: &Service, pods: &[Arc<Pod>]) -> Vec<Entry> {
 }
 
 /// The pod's address in the Service's first IP family.
-fn pod_address(service: &Service, pod: &Pod) -> Option<EndpointAddress> {
+fn pod_address(service: &Service, pod: &PodView) -> Option<EndpointAddress> {
     let spec = service.spec.clone().unwrap_or_default();
     let status = pod.status.clone().unwrap_or_default();
     let want_v6 = match spec.ip_families.as_ref().and_then(|f| f.first()) {

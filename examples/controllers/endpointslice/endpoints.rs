@@ -4,8 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use super::super::pod_view::PodView;
 use k8s_openapi::api::{
-    core::v1::{Pod, Service},
+    core::v1::Service,
     discovery::v1::{Endpoint, EndpointConditions, EndpointPort},
 };
 use kube::ResourceExt;
@@ -44,7 +45,7 @@ pub fn address_types(service: &Service) -> Vec<&'static str> {
 
 /// The pod's addresses of one type, each in its canonical spelling; addresses that do
 /// not parse are left out.
-pub fn addresses(pod: &Pod, address_type: &str) -> Vec<String> {
+pub fn addresses(pod: &PodView, address_type: &str) -> Vec<String> {
     let pod_ips = pod.status.as_ref().and_then(|s| s.pod_ips.as_ref());
     let mut out = Vec::new();
     for ip in pod_ips.into_iter().flatten() {
@@ -66,7 +67,7 @@ pub fn addresses(pod: &Pod, address_type: &str) -> Vec<String> {
 
 /// The pod's endpoint for one address type.
 pub fn pod_endpoint(
-    pod: &Pod,
+    pod: &PodView,
     zone: Option<String>,
     service: &Service,
     address_type: &str,
@@ -106,7 +107,7 @@ pub fn pod_endpoint(
 /// The Service's ports resolved for one pod: a named target port is looked up in the
 /// pod's containers (and restartable init containers) by name and protocol; a port
 /// that does not resolve is left out for this pod.
-pub fn endpoint_ports(service: &Service, pod: &Pod) -> Vec<EndpointPort> {
+pub fn endpoint_ports(service: &Service, pod: &PodView) -> Vec<EndpointPort> {
     let Some(spec) = &service.spec else {
         return Vec::new();
     };
@@ -227,7 +228,7 @@ mod tests {
 
     use super::*;
 
-    fn pod(value: serde_json::Value) -> Pod {
+    fn pod(value: serde_json::Value) -> PodView {
         serde_json::from_value(value).unwrap()
     }
 

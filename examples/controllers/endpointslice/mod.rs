@@ -16,7 +16,7 @@ use std::{
 
 use k8s_openapi::{
     api::{
-        core::v1::{Node, Pod, Service},
+        core::v1::{Node, Service},
         discovery::v1::EndpointSlice,
     },
     apimachinery::pkg::apis::meta::v1::Time,
@@ -39,6 +39,7 @@ use kube_reconcile::{
 pub mod endpoints;
 pub mod packing;
 
+use super::pod_view::PodView;
 use endpoints::{MANAGED_BY_LABEL, SERVICE_NAME_LABEL, ZONE_LABEL};
 use packing::{Desired, Packer, Plan};
 
@@ -89,7 +90,7 @@ pub enum Error {
 /// Shared state of the workers.
 pub struct EndpointSliceController {
     client: Client,
-    pods: Store<Pod>,
+    pods: Store<PodView>,
     nodes: Store<Node>,
     slices: Store<EndpointSlice>,
     max_per_slice: usize,
@@ -159,10 +160,10 @@ pub fn controller(
             .filter(move |change| !own_writes.is_echo(change))
     };
     let builder = builder
-        .watches::<Pod>(Source::new(scope).delay(batch_period), on_pod)
+        .watches::<PodView>(Source::new(scope).delay(batch_period), on_pod)
         .watches::<EndpointSlice>(slice_changes, slice_event)
         .reads::<Node>(&Scope::all());
-    let pods = builder.store::<Pod>().expect("watched above");
+    let pods = builder.store::<PodView>().expect("watched above");
     let slices = builder.store::<EndpointSlice>().expect("watched above");
     slices.add_index(SERVICE_SLICES_INDEX, |slice: &EndpointSlice| {
         let labels = slice.labels();
@@ -226,18 +227,18 @@ impl Reconcile<Service> for EndpointSliceController {
         }
 
         let namespace = key.namespace().unwrap_or_default();
-        let selected: Vec<Arc<Pod>> = self
+        let selected: Vec<Arc<PodView>> = self
             .pods
             .list_namespace(namespace)
             .into_iter()
-            .filter(|p| selects(&service, p))
+            .filter(|p| selects(&service, &**p))
             .collect();
         let trigger = self
             .trigger_times
             .compute(&key, &service, selected.iter().map(|p| &**p));
-        let pods: Vec<Arc<Pod>> = selected
+        let pods: Vec<Arc<PodView>> = selected
             .into_iter()
-            .filter(|p| has_endpoint(p, true))
+            .filter(|p| has_endpoint(&**p, true))
             .collect();
         let packer = Packer {
             service: &service,
@@ -307,7 +308,7 @@ impl EndpointSliceController {
     fn desired(
         &self,
         service: &Service,
-        pods: &[Arc<Pod>],
+        pods: &[Arc<PodView>],
         address_type: &str,
     ) -> BTreeMap<String, Desired> {
         let mut desired: BTreeMap<String, Desired> = BTreeMap::new();
@@ -337,7 +338,7 @@ impl EndpointSliceController {
         desired
     }
 
-    fn node_of(&self, pod: &Pod) -> Option<Arc<Node>> {
+    fn node_of(&self, pod: &PodView) -> Option<Arc<Node>> {
         let node = pod.spec.as_ref()?.node_name.clone()?;
         self.nodes.get(&ObjectKey::new(None, &node))
     }

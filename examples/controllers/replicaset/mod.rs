@@ -38,7 +38,7 @@ use kube_reconcile::{
 };
 use tracing::{info, warn};
 
-use super::pods;
+use super::{pod_view::PodView, pods};
 
 mod status;
 
@@ -95,7 +95,7 @@ pub enum Error {
 pub struct ReplicaSetController {
     client: Client,
     replica_sets: Store<ReplicaSet>,
-    pods: Store<Pod>,
+    pods: Store<PodView>,
     expectations: Arc<UidTrackingExpectations>,
     /// When each ReplicaSet's status was last written (see [`PROGRESS_INTERVAL`]).
     status_written: Mutex<HashMap<ObjectKey, Instant>>,
@@ -121,11 +121,11 @@ pub fn controller(
     let expectations = Arc::new(UidTrackingExpectations::new());
     let mapper = {
         let (replica_sets, expectations) = (replica_sets.clone(), expectations.clone());
-        move |change: &Change<Pod>| pod_event(&replica_sets, &expectations, change)
+        move |change: &Change<PodView>| pod_event(&replica_sets, &expectations, change)
     };
-    let builder = builder.watches::<Pod>(scope, mapper);
-    let pods = builder.store::<Pod>().expect("watched above");
-    pods.add_index(ORPHANS_INDEX, |pod: &Pod| {
+    let builder = builder.watches::<PodView>(scope, mapper);
+    let pods = builder.store::<PodView>().expect("watched above");
+    pods.add_index(ORPHANS_INDEX, |pod: &PodView| {
         let orphan = controller_of(pod).is_none();
         orphan
             .then(|| pod.namespace())
@@ -155,9 +155,9 @@ pub fn controller(
 fn pod_event(
     replica_sets: &Store<ReplicaSet>,
     expectations: &UidTrackingExpectations,
-    change: &Change<Pod>,
+    change: &Change<PodView>,
 ) -> Vec<ObjectKey> {
-    let owner_key = |pod: &Pod| {
+    let owner_key = |pod: &PodView| {
         handler::resolve_controller_owner(replica_sets, pod)
             .into_iter()
             .collect::<Vec<_>>()
@@ -212,7 +212,7 @@ fn pod_event(
 
 fn deleted(
     expectations: &UidTrackingExpectations,
-    pod: &Pod,
+    pod: &PodView,
     owners: Vec<ObjectKey>,
 ) -> Vec<ObjectKey> {
     for owner in &owners {
@@ -221,7 +221,7 @@ fn deleted(
     owners
 }
 
-fn matching_replica_sets(replica_sets: &Store<ReplicaSet>, pod: &Pod) -> Vec<ObjectKey> {
+fn matching_replica_sets(replica_sets: &Store<ReplicaSet>, pod: &PodView) -> Vec<ObjectKey> {
     let namespace = pod.namespace().unwrap_or_default();
     replica_sets
         .list_namespace(&namespace)
@@ -265,7 +265,7 @@ impl Reconcile<ReplicaSet> for ReplicaSetController {
                 .by_index(ORPHANS_INDEX, namespace)
                 .unwrap_or_default(),
         );
-        let active: Vec<Arc<Pod>> = candidates
+        let active: Vec<Arc<PodView>> = candidates
             .iter()
             .filter(|p| pods::is_active(p))
             .cloned()
@@ -383,7 +383,7 @@ impl ReplicaSetController {
         ctx: &Context,
         key: &ObjectKey,
         rs: &ReplicaSet,
-        claimed: &[Arc<Pod>],
+        claimed: &[Arc<PodView>],
     ) -> Result<(), Error> {
         let wanted = usize::try_from(rs.spec.replicas.unwrap_or(1)).unwrap_or(0);
         if claimed.len() < wanted {
@@ -454,7 +454,7 @@ impl ReplicaSetController {
             .await
         {
             Ok(created) => {
-                ctx.wrote(&created);
+                ctx.wrote_as::<PodView>(&created);
                 let note = format!("Created pod: {}", created.name_any());
                 ctx.event(EventType::Normal, SUCCESSFUL_CREATE, &note);
                 Ok(())
@@ -475,7 +475,7 @@ impl ReplicaSetController {
         ctx: &Context,
         key: &ObjectKey,
         rs: &ReplicaSet,
-        pod: &Pod,
+        pod: &PodView,
     ) -> Result<(), kube::Error> {
         let namespace = rs.namespace().unwrap_or_default();
         match self
@@ -505,11 +505,16 @@ impl ReplicaSetController {
     /// The `count` pods to delete first, by kube-controller-manager's ranking. Pods of
     /// ReplicaSets with the same controller (one Deployment) count as colocated; a
     /// ReplicaSet without a controller has no such pods, so that criterion ties.
-    fn pods_to_delete(&self, rs: &ReplicaSet, claimed: &[Arc<Pod>], count: usize) -> Vec<Arc<Pod>> {
-        let mut ranked: Vec<Arc<Pod>> = claimed.to_vec();
+    fn pods_to_delete(
+        &self,
+        rs: &ReplicaSet,
+        claimed: &[Arc<PodView>],
+        count: usize,
+    ) -> Vec<Arc<PodView>> {
+        let mut ranked: Vec<Arc<PodView>> = claimed.to_vec();
         if count < ranked.len() {
             let on_node = self.active_related_pods_per_node(rs);
-            let colocated = |p: &Pod| {
+            let colocated = |p: &PodView| {
                 let node = p
                     .spec
                     .as_ref()
@@ -518,7 +523,7 @@ impl ReplicaSetController {
                 on_node.get(node).copied().unwrap_or(0)
             };
             let now = Timestamp::now();
-            let order = |a: &Arc<Pod>, b: &Arc<Pod>| {
+            let order = |a: &Arc<PodView>, b: &Arc<PodView>| {
                 pods::deletion_order((a, colocated(a)), (b, colocated(b)), now)
             };
             pods::sort_tolerant(&mut ranked, &order);

@@ -8,10 +8,7 @@ use std::{
 };
 
 use k8s_openapi::{
-    api::{
-        apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus},
-        core::v1::Pod,
-    },
+    api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus},
     apimachinery::pkg::apis::meta::v1::Time,
     jiff::Timestamp,
 };
@@ -21,6 +18,7 @@ use kube::{
 };
 use kube_reconcile::{ObjectKey, context::Context};
 
+use super::super::pod_view::PodView;
 use super::{
     Error, FAILED_CREATE, FAILED_DELETE, NAME, PROGRESS_INTERVAL, REPLICA_FAILURE,
     ReplicaSetController, api_message, pods,
@@ -114,7 +112,7 @@ impl ReplicaSetController {
 /// The status kube-controller-manager computes from the claimed (active) pods.
 pub(super) fn calculate_status(
     rs: &ReplicaSet,
-    claimed: &[Arc<Pod>],
+    claimed: &[Arc<PodView>],
     terminating: usize,
     manage_error: Option<&Error>,
     now: Timestamp,

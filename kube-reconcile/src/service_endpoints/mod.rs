@@ -16,18 +16,122 @@
 //!     {"port": 80, "targetPort": "web"})).unwrap();
 //! assert_eq!(find_port(&pod, &port), Some(8080));
 //! ```
+//!
+//! The helpers read a pod through [`PodFields`], which `Pod` implements: implement it
+//! for a [projection](crate::projection) of Pod and they work on a lean pod cache too.
 
 mod trigger;
 
 pub use trigger::TriggerTimes;
 
 use k8s_openapi::{
-    api::core::v1::{ObjectReference, Pod, Service, ServicePort},
+    api::core::v1::{
+        ContainerPort, ObjectReference, Pod, PodCondition, PodIP, Service, ServicePort,
+    },
     apimachinery::pkg::util::intstr::IntOrString,
 };
-use kube::ResourceExt;
+use kube::{Resource, ResourceExt};
 
 use crate::{ObjectKey, controller::handler, informer::Change, store::Store};
+
+/// What the helpers of this module read of a pod, besides its metadata.
+///
+/// Implemented for `Pod`. A controller caching a [projection](crate::projection) of
+/// Pod implements it for the projection by returning the same fields, so the helpers
+/// (and [`TriggerTimes`]) serve both; each method names the field it stands for.
+///
+/// ```
+/// use k8s_openapi::api::core::v1::{ContainerPort, Pod, PodCondition, PodIP, PodSpec, PodStatus};
+/// use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+/// use kube_reconcile::{projection::Projection, service_endpoints::{PodFields, is_ready}};
+///
+/// #[derive(Projection, Clone, Debug)]
+/// #[projection(of = Pod)]
+/// struct ServedPod {
+///     metadata: ObjectMeta,
+///     status: Option<ServedStatus>,
+/// }
+///
+/// #[derive(Projection, Clone, Debug)]
+/// #[projection(of = PodStatus, nested)]
+/// struct ServedStatus {
+///     phase: Option<String>,
+///     conditions: Option<Vec<PodCondition>>,
+///     pod_ips: Option<Vec<PodIP>>,
+/// }
+///
+/// impl PodFields for ServedPod {
+///     fn phase(&self) -> Option<&str> {
+///         self.status.as_ref()?.phase.as_deref()
+///     }
+///     fn conditions(&self) -> &[PodCondition] {
+///         self.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap_or_default()
+///     }
+///     fn pod_ip(&self) -> Option<&str> {
+///         None // not declared: podIPs[0] is the same address
+///     }
+///     fn pod_ips(&self) -> &[PodIP] {
+///         self.status.as_ref().and_then(|s| s.pod_ips.as_deref()).unwrap_or_default()
+///     }
+///     fn serving_ports(&self) -> impl Iterator<Item = &ContainerPort> {
+///         std::iter::empty() // no named target ports in this cluster
+///     }
+/// }
+///
+/// let pod: ServedPod = serde_json::from_value(serde_json::json!({
+///     "metadata": {"name": "web-0"},
+///     "status": {"conditions": [{"type": "Ready", "status": "True"}]}})).unwrap();
+/// assert!(is_ready(&pod));
+/// ```
+pub trait PodFields: Resource<DynamicType = ()> {
+    /// `status.phase`.
+    fn phase(&self) -> Option<&str>;
+    /// `status.conditions`, empty when absent.
+    fn conditions(&self) -> &[PodCondition];
+    /// `status.podIP`.
+    fn pod_ip(&self) -> Option<&str>;
+    /// `status.podIPs`, empty when absent.
+    fn pod_ips(&self) -> &[PodIP];
+    /// The ports a Service may target by name: those of `spec.containers`, then those
+    /// of the restartable (`restartPolicy: Always`, sidecar) `spec.initContainers`.
+    fn serving_ports(&self) -> impl Iterator<Item = &ContainerPort>;
+}
+
+impl PodFields for Pod {
+    fn phase(&self) -> Option<&str> {
+        self.status.as_ref()?.phase.as_deref()
+    }
+
+    fn conditions(&self) -> &[PodCondition] {
+        let status = self.status.as_ref();
+        status
+            .and_then(|s| s.conditions.as_deref())
+            .unwrap_or_default()
+    }
+
+    fn pod_ip(&self) -> Option<&str> {
+        self.status.as_ref()?.pod_ip.as_deref()
+    }
+
+    fn pod_ips(&self) -> &[PodIP] {
+        let status = self.status.as_ref();
+        status
+            .and_then(|s| s.pod_ips.as_deref())
+            .unwrap_or_default()
+    }
+
+    fn serving_ports(&self) -> impl Iterator<Item = &ContainerPort> {
+        let spec = self.spec.as_ref();
+        let containers = spec.into_iter().flat_map(|s| &s.containers);
+        let sidecars = spec
+            .into_iter()
+            .flat_map(|s| s.init_containers.iter().flatten())
+            .filter(|c| c.restart_policy.as_deref() == Some("Always"));
+        containers
+            .chain(sidecars)
+            .flat_map(|c| c.ports.iter().flatten())
+    }
+}
 
 /// The index [`index_by_selector`] adds to a Service store: `namespace/key=value` for
 /// each term of the Service's selector.
@@ -48,7 +152,7 @@ pub fn index_by_selector(services: &Store<Service>) {
 }
 
 /// Whether the Service's (non-empty) selector selects the pod.
-pub fn selects(service: &Service, pod: &Pod) -> bool {
+pub fn selects(service: &Service, pod: &impl Resource) -> bool {
     let selector = service.spec.as_ref().and_then(|s| s.selector.as_ref());
     match selector {
         Some(terms) if !terms.is_empty() => {
@@ -59,10 +163,11 @@ pub fn selects(service: &Service, pod: &Pod) -> bool {
 }
 
 /// Indexes `services` by selector and returns the pod mapper over them, for a
-/// controller keyed by Service: `builder.watches::<Pod>(scope, pod_mapper(&services))`.
-pub fn pod_mapper(
+/// controller keyed by Service: `builder.watches::<Pod>(scope, pod_mapper(&services))`
+/// (or a projection of Pod in place of `Pod`).
+pub fn pod_mapper<P: Resource>(
     services: &Store<Service>,
-) -> impl Fn(&Change<Pod>) -> Vec<ObjectKey> + Send + Sync + 'static {
+) -> impl Fn(&Change<P>) -> Vec<ObjectKey> + Send + Sync + 'static {
     index_by_selector(services);
     let services = services.clone();
     move |change| services_for_pod(&services, change)
@@ -71,7 +176,10 @@ pub fn pod_mapper(
 /// A pod mapper: the Services whose selector selects the pod before or after the
 /// change (old and new labels both count, so a Service the pod leaves resyncs too).
 /// Needs [`index_by_selector`] on `services`.
-pub fn services_for_pod(services: &Store<Service>, change: &Change<Pod>) -> Vec<ObjectKey> {
+pub fn services_for_pod<P: Resource>(
+    services: &Store<Service>,
+    change: &Change<P>,
+) -> Vec<ObjectKey> {
     let mut keys = Vec::new();
     for pod in handler::states(change) {
         let namespace = pod.namespace().unwrap_or_default();
@@ -83,7 +191,7 @@ pub fn services_for_pod(services: &Store<Service>, change: &Change<Pod>) -> Vec<
             keys.extend(
                 candidates
                     .iter()
-                    .filter(|s| selects(s, pod))
+                    .filter(|s| selects(s, &**pod))
                     .map(|s| ObjectKey::of(&**s)),
             );
         }
@@ -98,7 +206,7 @@ pub fn services_for_pod(services: &Store<Service>, change: &Change<Pod>) -> Vec<
 pub const LAST_CHANGE_TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
 
 /// The `targetRef` an endpoint carries for its pod: kind, namespace, name and UID.
-pub fn pod_reference(pod: &Pod) -> ObjectReference {
+pub fn pod_reference(pod: &impl Resource) -> ObjectReference {
     ObjectReference {
         kind: Some("Pod".into()),
         namespace: pod.namespace(),
@@ -109,31 +217,25 @@ pub fn pod_reference(pod: &Pod) -> ObjectReference {
 }
 
 /// Whether the pod's Ready condition is True.
-pub fn is_ready(pod: &Pod) -> bool {
-    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
-    conditions
-        .into_iter()
-        .flatten()
+pub fn is_ready(pod: &impl PodFields) -> bool {
+    pod.conditions()
+        .iter()
         .any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
 /// Whether a pod has endpoints at all: not Failed or Succeeded, with an IP, and (unless
 /// `include_terminating`) not being deleted.
-pub fn has_endpoint(pod: &Pod, include_terminating: bool) -> bool {
-    let Some(status) = &pod.status else {
-        return false;
-    };
-    let terminal = matches!(status.phase.as_deref(), Some("Failed" | "Succeeded"));
-    let has_ip = status.pod_ip.as_deref().is_some_and(|ip| !ip.is_empty())
-        || status.pod_ips.as_ref().is_some_and(|ips| !ips.is_empty());
-    let deleting = pod.metadata.deletion_timestamp.is_some();
+pub fn has_endpoint(pod: &impl PodFields, include_terminating: bool) -> bool {
+    let terminal = matches!(pod.phase(), Some("Failed" | "Succeeded"));
+    let has_ip = pod.pod_ip().is_some_and(|ip| !ip.is_empty()) || !pod.pod_ips().is_empty();
+    let deleting = pod.meta().deletion_timestamp.is_some();
     !terminal && has_ip && (include_terminating || !deleting)
 }
 
 /// The container port a Service port targets on this pod: a number as is; a name looked
 /// up by name and protocol in the containers, then in the restartable (sidecar) init
 /// containers. `None` when the name is not there: that pod has no endpoint for the port.
-pub fn find_port(pod: &Pod, port: &ServicePort) -> Option<i32> {
+pub fn find_port(pod: &impl PodFields, port: &ServicePort) -> Option<i32> {
     let protocol = port.protocol.as_deref().unwrap_or("TCP");
     match port
         .target_port
@@ -141,23 +243,13 @@ pub fn find_port(pod: &Pod, port: &ServicePort) -> Option<i32> {
         .unwrap_or(IntOrString::Int(port.port))
     {
         IntOrString::Int(n) => Some(n),
-        IntOrString::String(name) => {
-            let spec = pod.spec.as_ref()?;
-            let sidecars = spec
-                .init_containers
-                .iter()
-                .flatten()
-                .filter(|c| c.restart_policy.as_deref() == Some("Always"));
-            spec.containers
-                .iter()
-                .chain(sidecars)
-                .flat_map(|c| c.ports.iter().flatten())
-                .find(|p| {
-                    p.name.as_deref() == Some(name.as_str())
-                        && p.protocol.as_deref().unwrap_or("TCP") == protocol
-                })
-                .map(|p| p.container_port)
-        }
+        IntOrString::String(name) => pod
+            .serving_ports()
+            .find(|p| {
+                p.name.as_deref() == Some(name.as_str())
+                    && p.protocol.as_deref().unwrap_or("TCP") == protocol
+            })
+            .map(|p| p.container_port),
     }
 }
 

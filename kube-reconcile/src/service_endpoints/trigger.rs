@@ -3,11 +3,10 @@
 
 use std::{collections::HashMap, sync::Mutex};
 
+use super::PodFields;
 use crate::ObjectKey;
 use k8s_openapi::{
-    api::core::v1::{Pod, Service},
-    apimachinery::pkg::apis::meta::v1::Time,
-    jiff::Timestamp,
+    api::core::v1::Service, apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp,
 };
 use kube::ResourceExt;
 
@@ -51,11 +50,11 @@ pub struct TriggerTimes {
 impl TriggerTimes {
     /// The trigger time for this sync of `service` over its selected `pods`, and
     /// remembers what it saw.
-    pub fn compute<'a>(
+    pub fn compute<'a, P: PodFields + 'a>(
         &self,
         key: &ObjectKey,
         service: &Service,
-        pods: impl IntoIterator<Item = &'a Pod>,
+        pods: impl IntoIterator<Item = &'a P>,
     ) -> Option<Time> {
         let mut all = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         let known = all.contains_key(key);
@@ -99,8 +98,7 @@ impl TriggerTimes {
     }
 }
 
-fn ready_transition(pod: &Pod) -> Option<Timestamp> {
-    let conditions = pod.status.as_ref()?.conditions.as_ref()?;
-    let ready = conditions.iter().find(|c| c.type_ == "Ready")?;
+fn ready_transition(pod: &impl PodFields) -> Option<Timestamp> {
+    let ready = pod.conditions().iter().find(|c| c.type_ == "Ready")?;
     Some(ready.last_transition_time.as_ref()?.0)
 }
