@@ -71,7 +71,7 @@ mod rate_limit;
 
 use std::{
     cmp::Reverse,
-    collections::{BinaryHeap, HashMap, VecDeque},
+    collections::{BinaryHeap, HashMap, VecDeque, hash_map::Entry},
     fmt,
     hash::Hash,
     sync::{Arc, Mutex, MutexGuard, Weak},
@@ -103,9 +103,11 @@ pub enum Priority {
     Normal,
 }
 
-/// The `dirty` value of a key queued (or to be queued at `done`) at `Normal`. Any other
-/// value is the stamp of the key's `Low` entry.
+/// The `dirty` value of a key queued (or to be queued at `done`) at `Normal`. [`CLEAN`]
+/// marks a key not dirty; any other value is the stamp of the key's `Low` entry.
 const NORMAL: u64 = 0;
+/// The `dirty` value of a key that is processing and was not added since.
+const CLEAN: u64 = u64::MAX;
 
 /// A rate-limited, delaying work queue of keys. Cloning gives another handle to the
 /// same queue. See the [module docs](self) for the semantics.
@@ -127,7 +129,7 @@ impl<K: QueueKey> fmt::Debug for WorkQueue<K> {
         f.debug_struct("WorkQueue")
             .field("name", &self.inner.name)
             .field("queued", &state.queued())
-            .field("processing", &state.processing.len())
+            .field("processing", &state.processing)
             .field("waiting", &state.waiting_keys.len())
             .field("shutting_down", &state.shutting_down)
             .finish()
@@ -146,6 +148,8 @@ struct Inner<K> {
     /// the queue alive.
     timer: Arc<Notify>,
     rate_limiter: BoxRateLimiter<K>,
+    /// What [`Stamp`]s count from.
+    epoch: Instant,
     /// `None` skips every clock read that only metrics need.
     metrics: Option<Arc<dyn QueueMetrics>>,
 }
@@ -161,13 +165,12 @@ struct State<K> {
     low_queued: usize,
     /// The last stamp given to a `Low` add (stamps start at 1; 0 is [`NORMAL`]).
     low_stamp: u64,
-    /// Keys added and not yet handed out, with their priority: [`NORMAL`] or the stamp
-    /// of their `Low` entry (for a processing key, of the entry `done` will push).
-    dirty: HashMap<K, u64, Hasher>,
-    /// Processing keys, with the time their worker took them when metrics are on.
-    processing: HashMap<K, Option<Instant>, Hasher>,
-    /// When each dirty key was added, when metrics are on.
-    added_at: HashMap<K, Instant, Hasher>,
+    /// Every key that is dirty (added and not yet handed out), processing, or both, in
+    /// one map, so that each of add, get and done looks its key up once (done of a key
+    /// not added again, the common case, removes it with that one lookup).
+    keys: HashMap<K, Slot, Hasher>,
+    /// Keys processing (the slots whose `processing` is set).
+    processing: usize,
     /// Delayed adds: a min-heap of (due, sequence), the key and priority of each live
     /// sequence, and the live entry of each key. Heap entries without a live sequence
     /// are stale.
@@ -185,9 +188,53 @@ struct State<K> {
     drain: bool,
 }
 
+/// What the queue knows of a key that is dirty, processing, or both.
+struct Slot {
+    /// [`CLEAN`] if the key is not dirty; otherwise its priority: [`NORMAL`] or the stamp
+    /// of its `Low` entry (for a processing key, of the entry `done` will push).
+    dirty: u64,
+    /// Whether a worker has the key (handed out by `get`, not yet `done`).
+    processing: bool,
+    /// When the worker took it, when metrics are on.
+    started: Stamp,
+    /// When it was last added while not dirty, when metrics are on.
+    added_at: Stamp,
+}
+
+/// An optional time in 8 bytes rather than 16, to keep [`Slot`]s small: nanoseconds
+/// since the queue's `epoch`, plus one; 0 for none. Set only when metrics are on.
+#[derive(Clone, Copy, Default)]
+struct Stamp(u64);
+
+impl Stamp {
+    const NONE: Stamp = Stamp(0);
+
+    fn at(epoch: Instant, at: Option<Instant>) -> Stamp {
+        at.map_or(Stamp::NONE, |at| {
+            let nanos = at.saturating_duration_since(epoch).as_nanos();
+            Stamp(u64::try_from(nanos).unwrap_or(u64::MAX - 1) + 1)
+        })
+    }
+
+    fn instant(self, epoch: Instant) -> Option<Instant> {
+        (self.0 != 0).then(|| epoch + Duration::from_nanos(self.0 - 1))
+    }
+}
+
 /// Keys are hashed on every operation; SipHash's DoS resistance buys nothing for keys
 /// that come from the API server, and costs a large share of an add/get/done cycle.
 type Hasher = foldhash::fast::RandomState;
+
+/// The `dirty` value of an add at `priority`.
+fn next_dirty(low_stamp: &mut u64, priority: Priority) -> u64 {
+    match priority {
+        Priority::Normal => NORMAL,
+        Priority::Low => {
+            *low_stamp += 1;
+            *low_stamp
+        }
+    }
+}
 
 impl<K> State<K> {
     /// Keys queued and ready, of both priorities.
@@ -259,36 +306,44 @@ impl<K: QueueKey> WorkQueue<K> {
         if state.shutting_down {
             return;
         }
-        if let Some(slot) = state.dirty.get_mut(&key) {
-            if priority == Priority::Normal && *slot != NORMAL {
-                // Raised: its `Low` entry goes stale; a processing key has none yet.
-                *slot = NORMAL;
-                if !state.processing.contains_key(&key) {
-                    state.low_queued -= 1;
-                    state.queue.push_back(key);
+        // Counts an add that is not a no-op; the time it was added, when metrics are on.
+        let added = || {
+            let at = self.inner.metrics.as_ref().map(|metrics| {
+                metrics.added();
+                Instant::now()
+            });
+            Stamp::at(self.inner.epoch, at)
+        };
+        match state.keys.entry(key) {
+            Entry::Occupied(mut entry) => {
+                let slot = entry.get_mut();
+                if slot.dirty == CLEAN {
+                    // Processing and not added since: queued again at `done`.
+                    slot.dirty = next_dirty(&mut state.low_stamp, priority);
+                    slot.added_at = added();
+                } else if priority == Priority::Normal && slot.dirty != NORMAL {
+                    // Raised: its `Low` entry goes stale; a processing key has none yet.
+                    slot.dirty = NORMAL;
+                    if !slot.processing {
+                        state.low_queued -= 1;
+                        state.queue.push_back(entry.key().clone());
+                    }
                 }
             }
-            return;
-        }
-        if let Some(metrics) = &self.inner.metrics {
-            metrics.added();
-            state.added_at.insert(key.clone(), Instant::now());
-        }
-        let slot = match priority {
-            Priority::Normal => NORMAL,
-            Priority::Low => {
-                state.low_stamp += 1;
-                state.low_stamp
+            Entry::Vacant(entry) => {
+                let dirty = next_dirty(&mut state.low_stamp, priority);
+                let key = entry.key().clone();
+                entry.insert(Slot {
+                    dirty,
+                    processing: false,
+                    started: Stamp::NONE,
+                    added_at: added(),
+                });
+                state.push(key, dirty);
+                self.report_depth(state);
+                self.wake_one(state);
             }
-        };
-        if state.processing.contains_key(&key) {
-            state.dirty.insert(key, slot);
-            return;
         }
-        state.dirty.insert(key.clone(), slot);
-        state.push(key, slot);
-        self.report_depth(state);
-        self.wake_one(state);
     }
 
     fn wake_one(&self, state: &State<K>) {
@@ -456,47 +511,63 @@ impl<K: QueueKey> WorkQueue<K> {
     /// into the queue.
     fn take_locked(&self, state: &mut State<K>) -> Option<(K, Priority)> {
         self.promote_due_locked(state);
-        let (key, priority) = match state.queue.pop_front() {
-            Some(key) => (key, Priority::Normal),
+        let (key, priority, slot) = match state.queue.pop_front() {
+            Some(key) => {
+                let slot = state.keys.get_mut(&key).expect("a queued key has a slot");
+                (key, Priority::Normal, slot)
+            }
             None => loop {
                 let (key, stamp) = state.low.pop_front()?;
                 // Stale entries (of keys raised since) are dropped as they come up.
-                if state.dirty.get(&key) == Some(&stamp) {
+                if let Some(slot) = state.keys.get_mut(&key)
+                    && slot.dirty == stamp
+                {
                     state.low_queued -= 1;
-                    break (key, Priority::Low);
+                    break (key, Priority::Low, slot);
                 }
             },
         };
-        state.dirty.remove(&key);
-        let started = match &self.inner.metrics {
-            Some(metrics) => {
-                let now = Instant::now();
-                let waited = state.added_at.remove(&key).map(|t| now - t);
-                metrics.started(waited.unwrap_or_default());
-                Some(now)
-            }
-            None => None,
-        };
-        state.processing.insert(key.clone(), started);
+        slot.dirty = CLEAN;
+        slot.processing = true;
+        if let Some(metrics) = &self.inner.metrics {
+            let now = Instant::now();
+            let added_at = std::mem::take(&mut slot.added_at).instant(self.inner.epoch);
+            metrics.started(added_at.map(|t| now - t).unwrap_or_default());
+            slot.started = Stamp::at(self.inner.epoch, Some(now));
+        }
+        state.processing += 1;
         self.report_depth(state);
         Some((key, priority))
     }
 
     /// Marks `key` finished. If it was added while processing, it is queued again.
     pub fn done(&self, key: &K) {
-        let mut state = self.inner.lock();
-        let Some(started) = state.processing.remove(key) else {
+        let mut guard = self.inner.lock();
+        let state = &mut *guard;
+        // One lookup in the common case: the key leaves the map, unless it was added
+        // while processing (or is not processing at all), when it goes back in.
+        let Some((owned, mut slot)) = state.keys.remove_entry(key) else {
             return;
         };
-        if let (Some(metrics), Some(started)) = (&self.inner.metrics, started) {
+        if !slot.processing {
+            state.keys.insert(owned, slot);
+            return;
+        }
+        state.processing -= 1;
+        if let Some(metrics) = &self.inner.metrics
+            && let Some(started) = std::mem::take(&mut slot.started).instant(self.inner.epoch)
+        {
             metrics.finished(started.elapsed());
         }
-        if let Some(&slot) = state.dirty.get(key) {
-            state.push(key.clone(), slot);
-            self.report_depth(&state);
-            self.wake_one(&state);
+        if slot.dirty != CLEAN {
+            let dirty = slot.dirty;
+            slot.processing = false;
+            state.keys.insert(owned, slot);
+            state.push(key.clone(), dirty);
+            self.report_depth(state);
+            self.wake_one(state);
         }
-        if state.drain && state.processing.is_empty() {
+        if state.drain && state.processing == 0 {
             self.inner.drained.notify_waiters();
         }
     }
@@ -540,7 +611,7 @@ impl<K: QueueKey> WorkQueue<K> {
             drained.as_mut().enable();
             {
                 let state = self.inner.lock();
-                if !state.drain || state.processing.is_empty() {
+                if !state.drain || state.processing == 0 {
                     return;
                 }
             }
@@ -575,8 +646,9 @@ impl<K: QueueKey> WorkQueue<K> {
         let state = inner.lock();
         let now = Instant::now();
         let (mut total, mut longest) = (0.0_f64, 0.0_f64);
-        for started in state.processing.values().flatten() {
-            let seconds = (now - *started).as_secs_f64();
+        let started = state.keys.values();
+        for started in started.filter_map(|slot| slot.started.instant(inner.epoch)) {
+            let seconds = (now - started).as_secs_f64();
             total += seconds;
             longest = longest.max(seconds);
         }
@@ -634,9 +706,8 @@ impl<K: QueueKey> WorkQueueBuilder<K> {
                 low: VecDeque::new(),
                 low_queued: 0,
                 low_stamp: NORMAL,
-                dirty: HashMap::default(),
-                processing: HashMap::default(),
-                added_at: HashMap::default(),
+                keys: HashMap::default(),
+                processing: 0,
                 waiting: BinaryHeap::new(),
                 waiting_by_sequence: HashMap::new(),
                 waiting_keys: HashMap::default(),
@@ -652,6 +723,7 @@ impl<K: QueueKey> WorkQueueBuilder<K> {
             rate_limiter: self
                 .rate_limiter
                 .unwrap_or_else(|| Box::new(default_rate_limiter())),
+            epoch: Instant::now(),
             metrics,
         });
         if inner.metrics.is_some()
