@@ -128,3 +128,90 @@ async fn informer_recovers_from_apiserver_restart_and_compaction() {
         "stable and the last created ConfigMap: {expected:?}"
     );
 }
+
+/// Requests the API server answered.
+const TOTAL: &str = "apiserver_request_total";
+/// Long-running requests (watches) open now.
+const OPEN: &str = "apiserver_longrunning_requests";
+
+/// The API server's `metric` summed over every series of `verb` on `resource`.
+async fn requests(client: &kube::Client, metric: &str, verb: &str, resource: &str) -> u64 {
+    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = client.request_text(request).await.unwrap();
+    let (verb, resource) = (
+        format!("verb=\"{verb}\""),
+        format!("resource=\"{resource}\""),
+    );
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{metric}{{")))
+        .filter(|l| l.contains(&verb) && l.contains(&resource))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Three ConfigMaps in a fresh namespace, and an informer of them from `factory`,
+/// synced.
+async fn synced_informer(
+    cp: &ControlPlane,
+    client: &kube::Client,
+    factory: &InformerFactory,
+) -> Informer<ConfigMap> {
+    let ns = cp.create_namespace(client, "lists").await.unwrap();
+    let api = Api::<ConfigMap>::namespaced(client.clone(), &ns);
+    for name in ["a", "b", "c"] {
+        api.create(&PostParams::default(), &labelled(name, name))
+            .await
+            .unwrap();
+    }
+    let informer = factory.informer::<ConfigMap>(&Scope::all().namespace(&ns));
+    informer.start();
+    tokio::time::timeout(Duration::from_secs(30), informer.wait_for_sync())
+        .await
+        .expect("the informer syncs within 30 s");
+    assert_eq!(informer.store().list().len(), 3);
+    informer
+}
+
+#[tokio::test]
+async fn lists_stream_where_the_server_allows_and_page_where_it_refuses() {
+    // A v1.37 server streams: the informer syncs without a single LIST request.
+    let cp = support::start(ControlPlane::builder()).await;
+    let client = cp.client().await.unwrap();
+    let lists_before = requests(&client, TOTAL, "LIST", "configmaps").await;
+    let open_before = requests(&client, OPEN, "WATCH", "configmaps").await;
+    let factory = InformerFactory::new(client.clone());
+    let informer = synced_informer(&cp, &client, &factory).await;
+    assert!(factory.lists_by_streaming());
+    assert_eq!(
+        requests(&client, TOTAL, "LIST", "configmaps").await,
+        lists_before
+    );
+    // A watch is counted in the total when it ends; open, it is long-running.
+    let open = requests(&client, OPEN, "WATCH", "configmaps").await;
+    assert_eq!(open, open_before + 1, "the informer's own watch");
+    informer.stop();
+
+    // Asked not to, the factory lists in pages.
+    let paged = InformerFactory::new(client.clone()).streaming_lists(false);
+    let informer = synced_informer(&cp, &client, &paged).await;
+    assert!(requests(&client, TOTAL, "LIST", "configmaps").await > lists_before);
+    informer.stop();
+    drop(cp);
+
+    // A server with WatchList off refuses the first streaming list: the informer
+    // syncs by pages all the same, and the factory stops asking.
+    let cp = support::start(
+        ControlPlane::builder().kube_apiserver_args(["--feature-gates=WatchList=false"]),
+    )
+    .await;
+    let client = cp.client().await.unwrap();
+    let factory = InformerFactory::new(client.clone());
+    assert!(factory.lists_by_streaming());
+    let informer = synced_informer(&cp, &client, &factory).await;
+    assert!(!factory.lists_by_streaming());
+    assert_eq!(
+        informer.watch_errors(),
+        0,
+        "the refusal is not a watch error"
+    );
+}

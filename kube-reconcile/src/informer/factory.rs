@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use super::{
     Informer, Transform, all_decoded,
     decode::{Decoded, Report},
+    initial_list::{self, ListMode},
     report::Origin,
     strip_managed_fields,
 };
@@ -146,6 +147,7 @@ pub struct InformerFactory {
     informers: Arc<Mutex<HashMap<InformerId, Entry>>>,
     metrics: Option<crate::metrics::Metrics>,
     server: Option<Arc<str>>,
+    list_mode: Arc<ListMode>,
 }
 
 struct Entry {
@@ -171,6 +173,7 @@ impl InformerFactory {
             informers: Arc::default(),
             metrics: None,
             server: None,
+            list_mode: ListMode::new(true),
         }
     }
 
@@ -190,6 +193,25 @@ impl InformerFactory {
     pub fn with_server_url(mut self, url: impl Into<String>) -> Self {
         self.server = Some(url.into().into());
         self
+    }
+
+    /// Whether informers created after this call list by streaming (on by default): a
+    /// watch with `sendInitialEvents=true` sends the current objects one by one and
+    /// then a bookmark ending the list, so an informer decodes one object at a time
+    /// instead of holding a page of 500 beside its decoded objects (client-go's
+    /// `WatchListClient`). It needs the API server's `WatchList` feature (beta, on by
+    /// default since Kubernetes 1.34). A server that refuses it is logged once and the
+    /// factory lists in pages from then on, for all its informers; `false` lists in
+    /// pages from the start. Relists after 410 Gone or a broken watch use the same mode.
+    pub fn streaming_lists(mut self, enabled: bool) -> Self {
+        self.list_mode = ListMode::new(enabled);
+        self
+    }
+
+    /// Whether informers created now would list by streaming: asked for, and not
+    /// refused by the server so far.
+    pub fn lists_by_streaming(&self) -> bool {
+        self.list_mode.streaming()
     }
 
     /// The server URL given to [`with_server_url`](Self::with_server_url), if any.
@@ -241,13 +263,14 @@ impl InformerFactory {
         self.get_or_create(scope, || {
             let api = K::Scope::api::<Decoded<K>>(self.client.clone(), scope.namespace.as_deref());
             let config = scope.watcher_config();
+            let list_mode = self.list_mode.clone();
             let origin = self.origin::<K>(scope);
             let report = self.metrics.clone().map(|metrics| Report {
                 metrics,
                 resource: origin.resource.clone(),
             });
             Informer::from_decoding_watch(
-                move || watcher(api.clone(), config.clone()),
+                move || initial_list::watch(api.clone(), config.clone(), &list_mode),
                 transform,
                 origin,
                 report,
@@ -282,11 +305,14 @@ impl InformerFactory {
                 scope.namespace.as_deref(),
             );
             let config = scope.watcher_config();
+            let list_mode = self.list_mode.clone();
             // Metadata always decodes, so this stream needs no per-object decoding.
             let mut origin = self.origin::<K>(scope);
             origin.resource.push_str(" (metadata)");
             Informer::from_decoding_watch(
-                move || watcher(api.clone(), config.clone()).map(all_decoded),
+                move || {
+                    initial_list::watch(api.clone(), config.clone(), &list_mode).map(all_decoded)
+                },
                 Some(strip_managed_fields()),
                 origin,
                 None,

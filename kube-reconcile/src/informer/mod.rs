@@ -2,8 +2,10 @@
 //! telling subscribers what changed.
 //!
 //! The wire protocol (paging, bookmarks, resuming from a resourceVersion, relisting on
-//! 410 Gone, streaming lists) is `kube::runtime::watcher`'s, behind its default
-//! backoff. What this module adds: the indexed store, one watch shared by every
+//! 410 Gone, streaming lists) is `kube::runtime::watcher`'s. Informers from an
+//! [`InformerFactory`] list by streaming (a watch with `sendInitialEvents=true`,
+//! objects decoded one at a time) when the API server allows it, and in pages of 500
+//! when it refuses; see [`InformerFactory::streaming_lists`]. What this module adds: the indexed store, one watch shared by every
 //! consumer in the process ([`InformerFactory`]), typed add/update/delete events with
 //! the old object, a transform before storing (dropping `metadata.managedFields` by
 //! default), and the sync signal workers wait on.
@@ -46,6 +48,7 @@
 
 mod decode;
 mod factory;
+mod initial_list;
 mod report;
 mod run;
 mod subscription;
