@@ -13,7 +13,7 @@ use k8s_openapi::{
     },
     apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
-use kube_reconcile::{projection::Projection, service_endpoints::PodFields};
+use kube_reconcile::projection::Projection;
 
 /// A cached pod.
 #[derive(Projection, Clone, Debug, Default)]
@@ -67,50 +67,19 @@ pub struct RestartsView {
     pub restart_count: i32,
 }
 
-impl PodFields for PodView {
-    fn phase(&self) -> Option<&str> {
-        self.status.as_ref()?.phase.as_deref()
-    }
-
-    fn conditions(&self) -> &[PodCondition] {
-        let status = self.status.as_ref();
-        status
-            .and_then(|s| s.conditions.as_deref())
-            .unwrap_or_default()
-    }
-
-    fn pod_ip(&self) -> Option<&str> {
-        self.status.as_ref()?.pod_ip.as_deref()
-    }
-
-    fn pod_ips(&self) -> &[PodIP] {
-        let status = self.status.as_ref();
-        status
-            .and_then(|s| s.pod_ips.as_deref())
-            .unwrap_or_default()
-    }
-
-    fn serving_ports(&self) -> impl Iterator<Item = &ContainerPort> {
-        let spec = self.spec.as_ref();
-        let containers = spec.into_iter().flat_map(|s| &s.containers);
-        let sidecars = spec
-            .into_iter()
-            .flat_map(|s| s.init_containers.iter().flatten())
-            .filter(|c| c.restart_policy.as_deref() == Some("Always"));
-        containers
-            .chain(sidecars)
-            .flat_map(|c| c.ports.iter().flatten())
-    }
-}
+// The fields above mirror Pod's names and wrappers, so the library's helpers read them
+// as they read a Pod.
+kube_reconcile::impl_pod_fields!(PodView);
 
 #[cfg(test)]
 mod tests {
-    use kube_reconcile::projection::check_names;
-
-    use super::*;
-
+    // Imports inside the test: the benches compile this file with cfg(test) and no
+    // test harness, where module-level imports would be unused.
     #[test]
     fn every_field_is_named_as_the_api_names_it() {
+        use super::*;
+        use kube_reconcile::projection::check_names;
+
         check_names::<PodView>().unwrap();
         check_names::<PodSpecView>().unwrap();
         check_names::<ContainerView>().unwrap();

@@ -97,41 +97,92 @@ pub trait PodFields: Resource<DynamicType = ()> {
     fn serving_ports(&self) -> impl Iterator<Item = &ContainerPort>;
 }
 
-impl PodFields for Pod {
-    fn phase(&self) -> Option<&str> {
-        self.status.as_ref()?.phase.as_deref()
-    }
+/// Implements [`PodFields`] for a type whose fields mirror `Pod`'s where the helpers
+/// read, under the same names and wrappers: `status: Option<_>` holding `phase` and
+/// `pod_ip` (`Option<String>`), `conditions` (`Option<Vec<PodCondition>>`) and
+/// `pod_ips` (`Option<Vec<PodIP>>`); `spec: Option<_>` holding `containers: Vec<_>`
+/// and `init_containers: Option<Vec<_>>`, whose items hold `ports:
+/// Option<Vec<ContainerPort>>` and `restart_policy: Option<String>`. `Pod` is one (this
+/// crate implements it so); a [projection](crate::projection) that declares those
+/// fields is another. A type shaped otherwise implements the trait by hand.
+///
+/// ```
+/// use k8s_openapi::api::core::v1::{Container, ContainerPort, Pod, PodCondition, PodIP, PodSpec, PodStatus};
+/// use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+/// use kube_reconcile::{projection::Projection, service_endpoints::{find_port, has_endpoint}};
+///
+/// #[derive(Projection, Clone, Debug)]
+/// #[projection(of = Pod)]
+/// struct ServedPod { metadata: ObjectMeta, spec: Option<Spec>, status: Option<Status> }
+/// #[derive(Projection, Clone, Debug)]
+/// #[projection(of = PodSpec, nested)]
+/// struct Spec { containers: Vec<Ports>, init_containers: Option<Vec<Ports>> }
+/// #[derive(Projection, Clone, Debug)]
+/// #[projection(of = Container, nested)]
+/// struct Ports { ports: Option<Vec<ContainerPort>>, restart_policy: Option<String> }
+/// #[derive(Projection, Clone, Debug)]
+/// #[projection(of = PodStatus, nested)]
+/// struct Status {
+///     phase: Option<String>,
+///     conditions: Option<Vec<PodCondition>>,
+///     pod_ip: Option<String>,
+///     pod_ips: Option<Vec<PodIP>>,
+/// }
+/// kube_reconcile::impl_pod_fields!(ServedPod);
+///
+/// let pod: ServedPod = serde_json::from_value(serde_json::json!({
+///     "metadata": {"name": "web-0"},
+///     "spec": {"containers": [{"name": "app", "ports": [{"name": "web", "containerPort": 8080}]}]},
+///     "status": {"podIP": "10.0.0.7"}})).unwrap();
+/// assert!(has_endpoint(&pod, false));
+/// let port = serde_json::from_value(serde_json::json!({"port": 80, "targetPort": "web"})).unwrap();
+/// assert_eq!(find_port(&pod, &port), Some(8080));
+/// ```
+#[macro_export]
+macro_rules! impl_pod_fields {
+    ($type:ty) => {
+        impl $crate::service_endpoints::PodFields for $type {
+            fn phase(&self) -> ::core::option::Option<&str> {
+                self.status.as_ref()?.phase.as_deref()
+            }
 
-    fn conditions(&self) -> &[PodCondition] {
-        let status = self.status.as_ref();
-        status
-            .and_then(|s| s.conditions.as_deref())
-            .unwrap_or_default()
-    }
+            fn conditions(&self) -> &[::k8s_openapi::api::core::v1::PodCondition] {
+                let status = self.status.as_ref();
+                status
+                    .and_then(|s| s.conditions.as_deref())
+                    .unwrap_or_default()
+            }
 
-    fn pod_ip(&self) -> Option<&str> {
-        self.status.as_ref()?.pod_ip.as_deref()
-    }
+            fn pod_ip(&self) -> ::core::option::Option<&str> {
+                self.status.as_ref()?.pod_ip.as_deref()
+            }
 
-    fn pod_ips(&self) -> &[PodIP] {
-        let status = self.status.as_ref();
-        status
-            .and_then(|s| s.pod_ips.as_deref())
-            .unwrap_or_default()
-    }
+            fn pod_ips(&self) -> &[::k8s_openapi::api::core::v1::PodIP] {
+                let status = self.status.as_ref();
+                status
+                    .and_then(|s| s.pod_ips.as_deref())
+                    .unwrap_or_default()
+            }
 
-    fn serving_ports(&self) -> impl Iterator<Item = &ContainerPort> {
-        let spec = self.spec.as_ref();
-        let containers = spec.into_iter().flat_map(|s| &s.containers);
-        let sidecars = spec
-            .into_iter()
-            .flat_map(|s| s.init_containers.iter().flatten())
-            .filter(|c| c.restart_policy.as_deref() == Some("Always"));
-        containers
-            .chain(sidecars)
-            .flat_map(|c| c.ports.iter().flatten())
-    }
+            fn serving_ports(
+                &self,
+            ) -> impl ::core::iter::Iterator<Item = &::k8s_openapi::api::core::v1::ContainerPort>
+            {
+                let spec = self.spec.as_ref();
+                let containers = spec.into_iter().flat_map(|s| &s.containers);
+                let sidecars = spec
+                    .into_iter()
+                    .flat_map(|s| s.init_containers.iter().flatten())
+                    .filter(|c| c.restart_policy.as_deref() == Some("Always"));
+                containers
+                    .chain(sidecars)
+                    .flat_map(|c| c.ports.iter().flatten())
+            }
+        }
+    };
 }
+
+crate::impl_pod_fields!(Pod);
 
 /// The index [`index_by_selector`] adds to a Service store: `namespace/key=value` for
 /// each term of the Service's selector.
