@@ -1,7 +1,7 @@
 //! Peak resident memory of a fresh process whose Pod informer does its first sync:
-//! kube-reconcile's informer (full `Pod`, and the typed projection of `pod_memory`)
-//! against kube-runtime's reflector and client-go's informer, on the same pods in one
-//! run.
+//! kube-reconcile's informer (full `Pod`, and the example controllers' Pod projection;
+//! each by streaming list, the default, and by pages) against kube-runtime's reflector
+//! and client-go's informer, on the same pods in one run.
 //!
 //! ```text
 //! cargo bench --bench initial_sync_rss              # 10,000 pods, 3 rounds
@@ -39,6 +39,14 @@ const VARIANTS: &[(&str, &str)] = &[
         "kube-reconcile informer, full Pod (drops managedFields)",
     ),
     ("ours-projection", "kube-reconcile informer, Pod projection"),
+    (
+        "ours-full-paged",
+        "kube-reconcile informer, full Pod, paged list",
+    ),
+    (
+        "ours-projection-paged",
+        "kube-reconcile informer, Pod projection, paged list",
+    ),
     ("kube-runtime", "kube-runtime reflector (paged list)"),
     (
         "kube-runtime-streaming",
@@ -74,15 +82,18 @@ fn child(variant: &str, kubeconfig: &Path, ns: &str) -> anyhow::Result<()> {
         let config = kube_reconcile::kubeconfig::load(kubeconfig, None).await?;
         let client = Client::try_from(config)?;
         let scope = Scope::all().namespace(ns);
+        // Ours list by streaming unless the variant says paged.
+        let factory =
+            InformerFactory::new(client.clone()).streaming_lists(!variant.ends_with("-paged"));
         let objects = match variant {
-            "ours-full" => {
-                let informer = InformerFactory::new(client).informer::<Pod>(&scope);
+            "ours-full" | "ours-full-paged" => {
+                let informer = factory.informer::<Pod>(&scope);
                 informer.start();
                 informer.wait_for_sync().await;
                 informer.store().len()
             }
-            "ours-projection" => {
-                let informer = InformerFactory::new(client).informer::<pods::PodView>(&scope);
+            "ours-projection" | "ours-projection-paged" => {
+                let informer = factory.informer::<pods::PodView>(&scope);
                 informer.start();
                 informer.wait_for_sync().await;
                 informer.store().len()
@@ -248,7 +259,8 @@ async fn parent(count: usize, rounds: usize) -> anyhow::Result<()> {
         );
         peaks.push(peak);
     }
-    let go = peaks[4];
+    let client_go = VARIANTS.iter().position(|(name, _)| *name == "client-go");
+    let go = peaks[client_go.expect("client-go is a variant")];
     println!("\npeak RSS / client-go (WatchListClient on), target <= 0.5:");
     for ((_, label), peak) in VARIANTS.iter().zip(&peaks) {
         println!("  {label:<58} {:.2}", peak / go);
