@@ -29,12 +29,17 @@
 //! Configurations: QPS 100 / burst 100 for both, then no client-side limit (ours with
 //! `--kube-api-qps=0`, kube-controller-manager with 10000/10000). A last part measures the
 //! physical limit: a plain client creating 2,000 bare pods with 64 requests in flight.
+//!
+//! `HEAD_TO_HEAD_SPLIT_CORES=1 cargo bench --bench replicaset_head_to_head` gives the
+//! control plane CPU 1 and the controller (and the plain client) CPU 0, so neither
+//! takes the other's core.
 
 mod common;
 
 use common::head_to_head::{
     CONFIGURATIONS, Metric, Results, Side, alternating_runs, cpu_seconds, median,
-    our_controller_manager, peak_rss_mib, pod_count, request_counts, requests_between, spawn_ours,
+    our_controller_manager, peak_rss_mib, pin_control_plane_if_split, pin_self_if_split, pod_count,
+    request_counts, requests_between, spawn_ours,
 };
 
 use std::{
@@ -118,6 +123,7 @@ fn replica_set(i: usize) -> ReplicaSet {
 
 async fn run_once(side: Side, limits: Option<(u32, u32)>, ours: &Path) -> anyhow::Result<Measured> {
     let cp = control_plane(side, limits).start().await?;
+    pin_control_plane_if_split(&cp)?;
     let client = cp.client().await?;
     let mut ours_process = None;
     let pid = match side {
@@ -203,6 +209,7 @@ async fn run_once(side: Side, limits: Option<(u32, u32)>, ours: &Path) -> anyhow
 /// A plain client creating the pods itself: the API server's own limit.
 async fn plain_client_rate() -> anyhow::Result<f64> {
     let cp = control_plane(Side::KubeReconcile, None).start().await?;
+    pin_control_plane_if_split(&cp)?;
     let client = cp.client().await?;
     let pods = Api::<Pod>::namespaced(client, "default");
     let started = Instant::now();
@@ -230,6 +237,7 @@ async fn plain_client_rate() -> anyhow::Result<f64> {
 async fn main() -> anyhow::Result<()> {
     let runs = common::count_arg(3);
     let ours = our_controller_manager()?;
+    pin_self_if_split()?;
     for (label, limits) in CONFIGURATIONS {
         let results: Results<Measured> =
             alternating_runs(runs, label, |side| run_once(side, limits, &ours)).await?;

@@ -225,3 +225,45 @@ impl<M> Results<M> {
         }
     }
 }
+
+/// With `HEAD_TO_HEAD_SPLIT_CORES=1`, the run splits this machine's two cores: the
+/// control plane (etcd, kube-apiserver, kube-scheduler, kwok) on CPU 1, and everything
+/// else — the bench process with its plain client, and the controller it starts or
+/// kube-controller-manager — on CPU 0. It shows whether the controller or the control
+/// plane sets the pace when neither takes the other's core.
+pub fn split_cores() -> bool {
+    std::env::var("HEAD_TO_HEAD_SPLIT_CORES").is_ok_and(|v| v == "1")
+}
+
+/// Pins every thread of `pid` to `cpu` (`taskset -a -p`).
+fn pin(pid: u32, cpu: u32) -> anyhow::Result<()> {
+    let status = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    anyhow::ensure!(status.success(), "taskset failed to pin {pid} to CPU {cpu}");
+    Ok(())
+}
+
+/// Under [`split_cores`], pins this process to CPU 0: the processes it starts inherit it.
+pub fn pin_self_if_split() -> anyhow::Result<()> {
+    if split_cores() {
+        pin(std::process::id(), 0)?;
+    }
+    Ok(())
+}
+
+/// Under [`split_cores`], moves the control plane's own processes to CPU 1
+/// (kube-controller-manager, when started, stays on CPU 0 with the bench).
+pub fn pin_control_plane_if_split(
+    cp: &kube_reconcile::testing::ControlPlane,
+) -> anyhow::Result<()> {
+    if split_cores() {
+        for component in ["etcd", "kube-apiserver", "kube-scheduler", "kwok"] {
+            if let Some(pid) = cp.pid(component) {
+                pin(pid, 1)?;
+            }
+        }
+    }
+    Ok(())
+}
