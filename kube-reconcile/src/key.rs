@@ -16,8 +16,16 @@ use kube::{Resource, ResourceExt};
 /// assert_eq!(key.to_string(), "default/web");
 /// assert_eq!(ObjectKey::new(None, "node-1").namespace(), None);
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectKey(Arc<str>);
+
+/// Clones of one key (all of a queue's copies of it) compare equal without reading the
+/// string; `Arc`'s own `PartialEq` skips that shortcut for unsized contents.
+impl PartialEq for ObjectKey {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
 
 impl ObjectKey {
     /// The key of `name` in `namespace` (`None` for cluster-scoped objects).
