@@ -32,7 +32,8 @@
 //!
 //! `HEAD_TO_HEAD_SPLIT_CORES=1 cargo bench --bench replicaset_head_to_head` gives the
 //! control plane CPU 1 and the controller (and the plain client) CPU 0, so neither
-//! takes the other's core.
+//! takes the other's core. `HEAD_TO_HEAD_OURS_ARGS="--http2"` passes flags to our
+//! controller-manager (here: its HTTP/2 client).
 
 mod common;
 

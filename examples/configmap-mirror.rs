@@ -34,7 +34,12 @@ async fn main() -> anyhow::Result<()> {
         client,
         server_url,
         control_plane,
-    } = cluster::connect(args.kubeconfig.as_deref(), None, ControlPlane::builder).await?;
+    } = cluster::connect(
+        args.kubeconfig.as_deref(),
+        Default::default(),
+        ControlPlane::builder,
+    )
+    .await?;
     let mut manager = Manager::builder(client.clone())
         .server_url(server_url)
         .build()

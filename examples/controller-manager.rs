@@ -74,6 +74,10 @@ struct Args {
     /// Client request burst.
     #[arg(long, default_value_t = 30)]
     kube_api_burst: u32,
+    /// Talk to the API server over HTTP/2, every request and watch on one connection
+    /// (as kube-controller-manager does), rather than HTTP/1.1.
+    #[arg(long)]
+    http2: bool,
     /// Elect a leader among replicas on a Lease before reconciling.
     #[arg(long, default_value_t = true, action = ArgAction::Set)]
     leader_elect: bool,
@@ -147,11 +151,15 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", serde_saphyr::to_string(&role)?);
         return Ok(());
     }
+    let options = cluster::ClientOptions {
+        user_agent: Some(&user_agent),
+        http2: args.http2,
+    };
     let cluster::Connection {
         client,
         server_url,
         control_plane,
-    } = cluster::connect(args.kubeconfig.as_deref(), Some(&user_agent), || {
+    } = cluster::connect(args.kubeconfig.as_deref(), options, || {
         ControlPlane::builder().fake_nodes(args.fake_nodes)
     })
     .await?;

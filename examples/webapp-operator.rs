@@ -76,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
         client,
         server_url,
         control_plane,
-    } = cluster::connect(args.kubeconfig.as_deref(), None, || {
+    } = cluster::connect(args.kubeconfig.as_deref(), Default::default(), || {
         ControlPlane::builder()
             .fake_nodes(2)
             .kube_controller_manager([

@@ -129,6 +129,48 @@ async fn informer_recovers_from_apiserver_restart_and_compaction() {
     );
 }
 
+#[tokio::test]
+async fn an_http2_client_multiplexes_and_follows_an_apiserver_restart() {
+    let cp = support::start(ControlPlane::builder()).await;
+    let client = kube_reconcile::client::http2(cp.config().await.unwrap()).unwrap();
+    let version = |client: kube::Client| async move {
+        let request = http::Request::get("/version")
+            .body(kube::client::Body::empty())
+            .unwrap();
+        client.send(request).await.unwrap().version()
+    };
+    assert_eq!(version(client.clone()).await, http::Version::HTTP_2);
+
+    let ns = cp.create_namespace(&client, "http2").await.unwrap();
+    let api = Api::<ConfigMap>::namespaced(client.clone(), &ns);
+    api.create(&PostParams::default(), &labelled("stable", "initial"))
+        .await
+        .unwrap();
+    let factory = InformerFactory::new(client.clone());
+    let informer =
+        factory.informer::<ConfigMap>(&Scope::all().namespace(&ns).labels("test=resilience"));
+    informer.start();
+    informer.wait_for_sync().await;
+    // Requests while the watch streams on the same connection.
+    churn(&api, 0).await;
+    let expected = listed(&api).await;
+    support::eventually("the informer to follow the watch", || {
+        cached(&informer) == expected
+    })
+    .await;
+
+    // The connection dies with kube-apiserver: the client reconnects, still on HTTP/2,
+    // and the informer resumes its watch.
+    cp.restart_apiserver().await.unwrap();
+    churn(&api, 1).await;
+    let expected = listed(&api).await;
+    support::eventually("consistency after an apiserver restart", || {
+        cached(&informer) == expected
+    })
+    .await;
+    assert_eq!(version(client).await, http::Version::HTTP_2);
+}
+
 /// Requests the API server answered.
 const TOTAL: &str = "apiserver_request_total";
 /// Long-running requests (watches) open now.

@@ -129,7 +129,8 @@ pub fn our_controller_manager() -> anyhow::Result<std::path::PathBuf> {
 
 /// Starts our `controller-manager` (at `ours`) against the control plane with the
 /// controller flags `args` and the client limits (`None`: no client-side limit), its
-/// output discarded. The caller kills it.
+/// output discarded; `HEAD_TO_HEAD_OURS_ARGS` (whitespace-separated) adds flags, e.g.
+/// `--http2`. The caller kills it.
 pub fn spawn_ours(
     ours: &std::path::Path,
     cp: &kube_reconcile::testing::ControlPlane,
@@ -144,6 +145,11 @@ pub fn spawn_ours(
         .args(["--leader-elect=false", "--health-address=127.0.0.1:0"])
         .arg(format!("--kube-api-qps={qps}"))
         .arg(format!("--kube-api-burst={burst}"))
+        .args(
+            std::env::var("HEAD_TO_HEAD_OURS_ARGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        )
         .env("RUST_LOG", "error")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

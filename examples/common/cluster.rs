@@ -19,24 +19,43 @@ pub struct Connection {
     pub control_plane: Option<ControlPlane>,
 }
 
-/// A client for `kubeconfig`'s current context, sending `user_agent` if given;
-/// without one, a local control plane started from `local` (returned too, to stop at
-/// the end), with its `KUBECONFIG` printed.
+/// How an example binary's client talks to the API server.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ClientOptions<'a> {
+    /// Sent as the `User-Agent` of every request (with `--kubeconfig`).
+    pub user_agent: Option<&'a str>,
+    /// Multiplex requests over HTTP/2 ([`kube_reconcile::client::http2`]) rather than
+    /// kube's HTTP/1.1 client.
+    pub http2: bool,
+}
+
+/// The client `options` ask for, from `config`.
+fn client(config: kube::Config, options: ClientOptions<'_>) -> anyhow::Result<Client> {
+    Ok(if options.http2 {
+        kube_reconcile::client::http2(config)?
+    } else {
+        Client::try_from(config)?
+    })
+}
+
+/// A client for `kubeconfig`'s current context, as `options` say; without one, a local
+/// control plane started from `local` (returned too, to stop at the end), with its
+/// `KUBECONFIG` printed.
 pub async fn connect(
     kubeconfig: Option<&Path>,
-    user_agent: Option<&str>,
+    options: ClientOptions<'_>,
     local: impl FnOnce() -> ControlPlaneBuilder,
 ) -> anyhow::Result<Connection> {
     if let Some(path) = kubeconfig {
         // The error names the file: "kubeconfig <path>: failed to parse ...".
         let mut config = kube_reconcile::kubeconfig::load(path, None).await?;
-        if let Some(agent) = user_agent {
+        if let Some(agent) = options.user_agent {
             let value = http::HeaderValue::from_str(agent).context("the user agent")?;
             config.headers.push((http::header::USER_AGENT, value));
         }
         let server_url = config.cluster_url.to_string();
         return Ok(Connection {
-            client: Client::try_from(config)?,
+            client: client(config, options)?,
             server_url,
             control_plane: None,
         });
@@ -48,7 +67,7 @@ pub async fn connect(
         control_plane.kubeconfig_path().display()
     );
     Ok(Connection {
-        client: control_plane.client().await?,
+        client: client(control_plane.config().await?, options)?,
         server_url: control_plane.server_url().to_string(),
         control_plane: Some(control_plane),
     })

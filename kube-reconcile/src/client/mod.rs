@@ -14,6 +14,9 @@
 //! ```
 //!
 //! Caveat: a watch holds no token while it streams; only its start counts.
+//!
+//! [`http2`] builds a client that multiplexes every request and watch over one HTTP/2
+//! connection, as client-go does, where kube's default client speaks HTTP/1.1.
 
 use std::{
     sync::Arc,
@@ -27,6 +30,10 @@ use kube::{Client, client::Body};
 use tracing::debug;
 
 use crate::queue::{RateLimiter, TokenBucket};
+
+mod http2;
+
+pub use http2::{Http2Error, http2};
 
 /// A client whose requests share one token bucket of `qps` a second and `burst`
 /// tokens. Clones of the returned client share the bucket.
