@@ -22,7 +22,7 @@ use kube::{
 use kube_reconcile::{
     controller::Controller,
     informer::{Change, InformerFactory, Scope},
-    projection::{Projection, check_names},
+    projection::{Projection, check_names, create_as},
     reconcile::{Action, Reconcile, Request},
     testing::ControlPlane,
 };
@@ -284,4 +284,26 @@ async fn controller_reconciles_a_pod_projection() {
     report_running(&pods, "web-c", "10.0.0.9", 2).await;
     eventually("a reconcile seeing two restarts", || recorded(2)).await;
     controller.shutdown().await;
+}
+
+#[tokio::test]
+async fn create_as_decodes_the_created_object_as_the_projection() {
+    let (client, ns) = support::namespace(&CONTROL_PLANE, ControlPlane::builder, "create").await;
+    let pods = Api::<Pod>::namespaced(client, &ns);
+    let params = PostParams::default();
+    let created = create_as::<PodView>(&pods, &params, &pod("made", "node-3"))
+        .await
+        .unwrap();
+    assert_eq!(created.name_any(), "made");
+    assert_eq!(created.node(), Some("node-3"));
+    assert!(created.metadata.uid.is_some() && created.metadata.resource_version.is_some());
+    let stored = pods.get("made").await.unwrap();
+    assert_eq!(created.metadata.uid, stored.metadata.uid);
+
+    // The API server's refusal comes back as create's does.
+    let again = create_as::<PodView>(&pods, &params, &pod("made", "node-3")).await;
+    match again {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 409, "{status:?}"),
+        other => panic!("a second create of one name must be refused: {other:?}"),
+    }
 }

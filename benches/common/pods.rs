@@ -15,7 +15,7 @@ use serde_json::json;
 /// names, ports and restart policies, `status.phase/conditions/podIP(s)` and restart
 /// counts).
 #[path = "../../examples/controllers/pod_view.rs"]
-mod pod_view;
+pub mod pod_view;
 
 pub use pod_view::PodView;
 

@@ -19,7 +19,8 @@ use kube_reconcile::projection::Projection;
 #[derive(Projection, Clone, Debug, Default)]
 #[projection(of = Pod)]
 pub struct PodView {
-    /// Full metadata (`managedFields` dropped by the informer).
+    /// Full metadata but `managedFields`, which no controller reads: skipped unbuilt.
+    #[serde(deserialize_with = "kube_reconcile::projection::metadata_without_managed_fields")]
     pub metadata: ObjectMeta,
     /// What the controllers read of the spec.
     pub spec: Option<PodSpecView>,

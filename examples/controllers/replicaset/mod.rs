@@ -32,6 +32,7 @@ use kube_reconcile::{
     ownership::{
         ClaimError, ControllerRefManager, controller_of, controller_reference, is_controlled_by,
     },
+    projection::create_as,
     reconcile::{Action, Reconcile, Request},
     selector::Selector,
     store::Store,
@@ -448,13 +449,11 @@ impl ReplicaSetController {
             status: None,
         };
         let namespace = rs.namespace().unwrap_or_default();
-        match self
-            .api::<Pod>(&namespace)
-            .create(&PostParams::default(), &pod)
-            .await
-        {
+        // The answer is decoded as the cached projection: only what the cache holds.
+        let api = self.api::<Pod>(&namespace);
+        match create_as::<PodView>(&api, &PostParams::default(), &pod).await {
             Ok(created) => {
-                ctx.wrote_as::<PodView>(&created);
+                ctx.wrote(&created);
                 let note = format!("Created pod: {}", created.name_any());
                 ctx.event(EventType::Normal, SUCCESSFUL_CREATE, &note);
                 Ok(())

@@ -135,13 +135,20 @@
 //!
 //! A projection's `metadata` is a full `ObjectMeta`, so owner references, labels and
 //! the resource version are there; the informer's default transform still drops
-//! `managedFields`. Writing with the source type (a `Patch` of a `Pod` built from
-//! scratch, an `Api<Pod>` delete) while reading a projection is fine.
+//! `managedFields`, and [`metadata_without_managed_fields`] skips them while decoding
+//! (the cheaper choice when nothing reads them). Writing with the source type (a `Patch` of a `Pod` built from
+//! scratch, an `Api<Pod>` delete) while reading a projection is fine, and
+//! [`create_as`] decodes a create's answer as the projection, so a controller that
+//! creates many objects it caches as a projection does not decode each one whole.
 
 use std::collections::BTreeMap;
 
 #[doc(inline)]
 pub use kube_reconcile_derive::Projection;
+
+mod metadata;
+
+pub use metadata::metadata_without_managed_fields;
 
 /// What `#[derive(Projection)]` implements: the source type and the JSON names read.
 ///
@@ -347,6 +354,32 @@ pub mod __private {
     pub fn map<T: IsStringMap>(_: PhantomData<T>) -> PhantomData<T::Inner> {
         PhantomData
     }
+}
+
+/// Creates `object` with `api`, as `api.create(params, object)` does, but decodes the
+/// API server's answer (the created object) as the projection `P` instead of the full
+/// type: a controller that creates pods and caches them as a projection then decodes
+/// only the declared fields of each created pod, not its whole spec again.
+///
+/// Errors are `Api::create`'s: the API server's refusal as [`kube::Error::Api`],
+/// [`kube::Error::SerdeError`] if `object` does not serialize or the answer does not
+/// decode as `P`.
+pub async fn create_as<P>(
+    api: &kube::Api<P::Source>,
+    params: &kube::api::PostParams,
+    object: &P::Source,
+) -> Result<P, kube::Error>
+where
+    P: Projection + serde::de::DeserializeOwned,
+    P::Source: kube::Resource + Clone + serde::Serialize,
+{
+    let body = serde_json::to_vec(object).map_err(kube::Error::SerdeError)?;
+    let mut request = kube::core::Request::new(api.resource_url())
+        .create(params, body)
+        .map_err(kube::Error::BuildRequest)?;
+    // The verb name kube's own `create` gives its requests (for tracing).
+    request.extensions_mut().insert("create");
+    api.clone().into_client().request::<P>(request).await
 }
 
 #[cfg(test)]
