@@ -16,7 +16,7 @@ use kube::{Resource, ResourceExt};
 /// assert_eq!(key.to_string(), "default/web");
 /// assert_eq!(ObjectKey::new(None, "node-1").namespace(), None);
 /// ```
-#[derive(Clone, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Eq, PartialOrd, Ord)]
 pub struct ObjectKey(Arc<str>);
 
 /// Clones of one key (all of a queue's copies of it) compare equal without reading the
@@ -24,6 +24,13 @@ pub struct ObjectKey(Arc<str>);
 impl PartialEq for ObjectKey {
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+/// The string's hash, consistent with the equality above.
+impl std::hash::Hash for ObjectKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
     }
 }
 
