@@ -62,39 +62,58 @@ async fn churn(api: &Api<ConfigMap>, round: usize) {
     }
 }
 
-#[tokio::test]
-async fn informer_recovers_from_apiserver_restart_and_compaction() {
-    let cp = support::start(ControlPlane::builder()).await;
-    let client = cp.client().await.unwrap();
-    let ns = cp.create_namespace(&client, "resilience").await.unwrap();
+/// Changes objects (round `round` of [`churn`]) and waits until the informer's cache
+/// matches an uncached list, failing as `what` did not happen.
+async fn churn_and_follow(
+    api: &Api<ConfigMap>,
+    informer: &Informer<ConfigMap>,
+    round: usize,
+    what: &str,
+) {
+    churn(api, round).await;
+    let expected = listed(api).await;
+    support::eventually(what, || cached(informer) == expected).await;
+}
+
+/// A fresh namespace holding ConfigMap "stable", and a synced informer (of `client`'s
+/// own factory, returned to keep it alive) of the test's ConfigMaps there.
+async fn watched_namespace(
+    cp: &ControlPlane,
+    client: &kube::Client,
+    prefix: &str,
+) -> (String, InformerFactory, Informer<ConfigMap>) {
+    let ns = cp.create_namespace(client, prefix).await.unwrap();
     let api = Api::<ConfigMap>::namespaced(client.clone(), &ns);
     api.create(&PostParams::default(), &labelled("stable", "initial"))
         .await
         .unwrap();
-
     let factory = InformerFactory::new(client.clone());
     let informer =
         factory.informer::<ConfigMap>(&Scope::all().namespace(&ns).labels("test=resilience"));
     informer.start();
     informer.wait_for_sync().await;
+    (ns, factory, informer)
+}
+
+#[tokio::test]
+async fn informer_recovers_from_apiserver_restart_and_compaction() {
+    let cp = support::start(ControlPlane::builder()).await;
+    let client = cp.client().await.unwrap();
+    let (ns, _factory, informer) = watched_namespace(&cp, &client, "resilience").await;
+    let api = Api::<ConfigMap>::namespaced(client.clone(), &ns);
     assert_eq!(informer.lists(), 1);
-    churn(&api, 0).await;
-    let expected = listed(&api).await;
-    support::eventually("the informer to follow the watch", || {
-        cached(&informer) == expected
-    })
-    .await;
+    // Decoded with managedFields cut out of the text: the object otherwise whole.
+    let mut fetched = api.get("stable").await.unwrap();
+    assert!(fetched.metadata.managed_fields.take().is_some());
+    let stored = informer.store().get_named(Some(&ns), "stable").unwrap();
+    assert_eq!(*stored, fetched);
+    churn_and_follow(&api, &informer, 0, "the informer to follow the watch").await;
 
     // 1. Restart kube-apiserver: the watch breaks and must resume.
     cp.restart_apiserver().await.unwrap();
     let client = cp.client().await.unwrap();
     let api = Api::<ConfigMap>::namespaced(client, &ns);
-    churn(&api, 1).await;
-    let expected = listed(&api).await;
-    support::eventually("consistency after an apiserver restart", || {
-        cached(&informer) == expected
-    })
-    .await;
+    churn_and_follow(&api, &informer, 1, "consistency after an apiserver restart").await;
 
     // 2. Take kube-apiserver down long enough for the informer to back off, then change
     //    objects and compact etcd before it comes back: its resourceVersion is gone, so
@@ -141,33 +160,15 @@ async fn an_http2_client_multiplexes_and_follows_an_apiserver_restart() {
     };
     assert_eq!(version(client.clone()).await, http::Version::HTTP_2);
 
-    let ns = cp.create_namespace(&client, "http2").await.unwrap();
+    let (ns, _factory, informer) = watched_namespace(&cp, &client, "http2").await;
     let api = Api::<ConfigMap>::namespaced(client.clone(), &ns);
-    api.create(&PostParams::default(), &labelled("stable", "initial"))
-        .await
-        .unwrap();
-    let factory = InformerFactory::new(client.clone());
-    let informer =
-        factory.informer::<ConfigMap>(&Scope::all().namespace(&ns).labels("test=resilience"));
-    informer.start();
-    informer.wait_for_sync().await;
     // Requests while the watch streams on the same connection.
-    churn(&api, 0).await;
-    let expected = listed(&api).await;
-    support::eventually("the informer to follow the watch", || {
-        cached(&informer) == expected
-    })
-    .await;
+    churn_and_follow(&api, &informer, 0, "the informer to follow the watch").await;
 
     // The connection dies with kube-apiserver: the client reconnects, still on HTTP/2,
     // and the informer resumes its watch.
     cp.restart_apiserver().await.unwrap();
-    churn(&api, 1).await;
-    let expected = listed(&api).await;
-    support::eventually("consistency after an apiserver restart", || {
-        cached(&informer) == expected
-    })
-    .await;
+    churn_and_follow(&api, &informer, 1, "consistency after an apiserver restart").await;
     assert_eq!(version(client).await, http::Version::HTTP_2);
 }
 

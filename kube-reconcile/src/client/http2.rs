@@ -1,26 +1,4 @@
 //! A client that speaks HTTP/2 to the API server, as client-go does.
-//!
-//! kube's default client negotiates HTTP/1.1 only, so every watch holds a TCP and TLS
-//! connection of its own and concurrent requests open more. [`http2`] builds the same
-//! client (the kubeconfig's server, credentials, TLS settings and extra headers) on a
-//! connector that offers `h2` by ALPN: against kube-apiserver, every request and watch
-//! then shares one connection, multiplexed, as client-go's transport does. The
-//! connection is pinged after 30 s without a frame and dropped if the ping is not
-//! answered in 15 s (client-go's `ReadIdleTimeout` and `PingTimeout`), so a dead peer
-//! is noticed even while watches are quiet.
-//!
-//! ```no_run
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let client = kube_reconcile::client::http2(kube::Config::infer().await?)?;
-//! # Ok(()) }
-//! ```
-//!
-//! Caveats: a server that does not offer `h2` (a plain-HTTP URL, some proxies in front of
-//! an API server) gets HTTP/1.1 as before. Proxies in the kubeconfig (`proxy-url`) are
-//! not supported (an error says so; use kube's client). Unlike kube's client, this one
-//! does not decompress gzip bodies (kube-apiserver sends them only when asked), has no
-//! per-connection read timeout (watches idle for minutes; the pings above stand in), and
-//! does not rebuild itself when an exec plugin's client certificate expires.
 
 use std::time::Duration;
 
@@ -53,8 +31,30 @@ pub enum Http2Error {
     Proxy(String),
 }
 
-/// A client for `config`'s API server that offers HTTP/2 (falling back to HTTP/1.1 when
-/// the server does not take it); see the [module docs](self).
+/// A client for `config`'s API server that offers HTTP/2, falling back to HTTP/1.1 when
+/// the server does not take it.
+///
+/// kube's default client negotiates HTTP/1.1 only, so every watch holds a TCP and TLS
+/// connection of its own and concurrent requests open more. This builds the same
+/// client (the kubeconfig's server, credentials, TLS settings and extra headers) on a
+/// connector that offers `h2` by ALPN: against kube-apiserver, every request and watch
+/// then shares one connection, multiplexed, as client-go's transport does. The
+/// connection is pinged after 30 s without a frame and dropped if the ping is not
+/// answered in 15 s (client-go's `ReadIdleTimeout` and `PingTimeout`), so a dead peer
+/// is noticed even while watches are quiet.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = kube_reconcile::client::http2(kube::Config::infer().await?)?;
+/// # Ok(()) }
+/// ```
+///
+/// Caveats: a server that does not offer `h2` (a plain-HTTP URL, some proxies in front of
+/// an API server) gets HTTP/1.1 as before. Proxies in the kubeconfig (`proxy-url`) are
+/// not supported (an error says so; use kube's client). Unlike kube's client, this one
+/// does not decompress gzip bodies (kube-apiserver sends them only when asked), has no
+/// per-connection read timeout (watches idle for minutes; the pings above stand in), and
+/// does not rebuild itself when an exec plugin's client certificate expires.
 pub fn http2(config: Config) -> Result<Client, Http2Error> {
     if let Some(proxy) = &config.proxy_url {
         return Err(Http2Error::Proxy(proxy.to_string()));

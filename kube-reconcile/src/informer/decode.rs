@@ -26,11 +26,22 @@ use tracing::warn;
 
 use crate::ObjectKey;
 
-/// One listed or watched object: decoded as `K`, or not.
+/// One listed or watched object: decoded as `K`, or not. `LEAN` decodes it without
+/// `metadata.managedFields` ([`super::lean`]), for informers that would drop them.
 #[derive(Debug, Clone)]
-pub(crate) enum Decoded<K> {
+pub(crate) enum Decoded<K, const LEAN: bool = false> {
     Object(K),
     Undecodable(Box<Failure>),
+}
+
+impl<K> Decoded<K, true> {
+    /// The same outcome, as the type informers consume.
+    pub(crate) fn kept(self) -> Decoded<K> {
+        match self {
+            Self::Object(object) => Decoded::Object(object),
+            Self::Undecodable(failure) => Decoded::Undecodable(failure),
+        }
+    }
 }
 
 /// What is left of an object that did not decode: enough to key it and say why.
@@ -60,19 +71,26 @@ struct MetadataOnly {
     metadata: ObjectMeta,
 }
 
-impl<'de, K: DeserializeOwned> Deserialize<'de> for Decoded<K> {
+impl<'de, K: DeserializeOwned, const LEAN: bool> Deserialize<'de> for Decoded<K, LEAN> {
     /// Captures the object's JSON text (a copy of its bytes, no parse tree), then
-    /// decodes `K` from it; only failures decode a second time, for `metadata`.
+    /// decodes `K` from it (with `managedFields` cut out first if `LEAN`); only
+    /// failures decode a second time, for `metadata`.
     ///
     /// Caveat: only works under serde_json's own deserializer (as kube uses it), and
     /// an object whose `metadata` itself does not decode still fails the list.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = Box::<RawValue>::deserialize(deserializer)?;
-        match serde_json::from_str::<K>(raw.get()) {
+        let lean = if LEAN {
+            super::lean::without_managed_fields(raw.get())
+        } else {
+            None
+        };
+        let text = lean.as_deref().unwrap_or(raw.get());
+        match serde_json::from_str::<K>(text) {
             Ok(object) => Ok(Self::Object(object)),
             Err(error) => {
                 let MetadataOnly { metadata } =
-                    serde_json::from_str(raw.get()).map_err(serde::de::Error::custom)?;
+                    serde_json::from_str(text).map_err(serde::de::Error::custom)?;
                 Ok(Self::Undecodable(Box::new(Failure {
                     metadata,
                     error: error.to_string(),
@@ -84,7 +102,7 @@ impl<'de, K: DeserializeOwned> Deserialize<'de> for Decoded<K> {
 
 /// The URL, kind and scope are `K`'s, so `Api<Decoded<K>>` lists and watches exactly
 /// what `Api<K>` would.
-impl<K: Resource<DynamicType = ()>> Resource for Decoded<K> {
+impl<K: Resource<DynamicType = ()>, const LEAN: bool> Resource for Decoded<K, LEAN> {
     type DynamicType = ();
     type Scope = K::Scope;
 

@@ -16,9 +16,19 @@ use super::{
     Informer, Transform, all_decoded,
     decode::{Decoded, Report},
     initial_list::{self, ListMode},
+    map_objects,
     report::Origin,
     strip_managed_fields,
 };
+
+/// How an informer decodes each object.
+#[derive(Debug, Clone, Copy)]
+enum Decoding {
+    /// As the type decodes it.
+    Whole,
+    /// With `metadata.managedFields` cut out of its JSON first.
+    WithoutManagedFields,
+}
 
 /// Which objects of a type an informer watches. The default is every namespace, no
 /// selectors.
@@ -243,15 +253,28 @@ impl InformerFactory {
     }
 
     /// The shared informer of full `K` objects in `scope`, created if needed (not
-    /// started: call [`start`](Self::start) or [`Informer::start`]).
+    /// started: call [`start`](Self::start) or [`Informer::start`]). It stores objects
+    /// without `metadata.managedFields` ([`strip_managed_fields`]), and unless `K`
+    /// skips them itself (a projection with
+    /// [`metadata_without_managed_fields`](crate::projection::metadata_without_managed_fields)),
+    /// does not decode them in the first place
+    /// ([`decode_without_managed_fields`](super::decode_without_managed_fields)).
     pub fn informer<K>(&self, scope: &Scope) -> Informer<K>
     where
         K: Watchable,
     {
-        self.informer_with_transform(scope, Some(strip_managed_fields()))
+        let decoding = if super::lean::decodes_managed_fields::<K>() {
+            Decoding::WithoutManagedFields
+        } else {
+            // A projection that skips them itself: cutting them first would be wasted.
+            Decoding::Whole
+        };
+        self.create(scope, Some(strip_managed_fields()), decoding)
     }
 
-    /// Like [`informer`](Self::informer), choosing the transform if this call creates it.
+    /// Like [`informer`](Self::informer), choosing the transform if this call creates it
+    /// (objects are then decoded whole, `managedFields` included, for the transform to
+    /// see).
     pub fn informer_with_transform<K>(
         &self,
         scope: &Scope,
@@ -260,8 +283,20 @@ impl InformerFactory {
     where
         K: Watchable,
     {
+        self.create(scope, transform, Decoding::Whole)
+    }
+
+    fn create<K>(
+        &self,
+        scope: &Scope,
+        transform: Option<Transform<K>>,
+        decoding: Decoding,
+    ) -> Informer<K>
+    where
+        K: Watchable,
+    {
         self.get_or_create(scope, || {
-            let api = K::Scope::api::<Decoded<K>>(self.client.clone(), scope.namespace.as_deref());
+            let (client, namespace) = (self.client.clone(), scope.namespace.clone());
             let config = scope.watcher_config();
             let list_mode = self.list_mode.clone();
             let origin = self.origin::<K>(scope);
@@ -269,12 +304,20 @@ impl InformerFactory {
                 metrics,
                 resource: origin.resource.clone(),
             });
-            Informer::from_decoding_watch(
-                move || initial_list::watch(api.clone(), config.clone(), &list_mode),
-                transform,
-                origin,
-                report,
-            )
+            let watch = move || match decoding {
+                Decoding::Whole => {
+                    let api = K::Scope::api::<Decoded<K>>(client.clone(), namespace.as_deref());
+                    initial_list::watch(api, config.clone(), &list_mode)
+                }
+                Decoding::WithoutManagedFields => {
+                    let api =
+                        K::Scope::api::<Decoded<K, true>>(client.clone(), namespace.as_deref());
+                    initial_list::watch(api, config.clone(), &list_mode)
+                        .map(|item| map_objects(item, Decoded::kept))
+                        .boxed()
+                }
+            };
+            Informer::from_decoding_watch(watch, transform, origin, report)
         })
     }
 

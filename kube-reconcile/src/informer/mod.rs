@@ -49,6 +49,7 @@
 mod decode;
 mod factory;
 mod initial_list;
+mod lean;
 mod report;
 mod run;
 mod subscription;
@@ -68,6 +69,7 @@ use tracing::debug;
 
 pub use decode::Undecodable;
 pub use factory::{InformerFactory, Scope, ScopedApi, Watchable};
+pub use lean::decode_without_managed_fields;
 pub use report::describe_error;
 pub use subscription::{Notification, Subscription};
 
@@ -150,12 +152,20 @@ type WatchStream<K> = BoxStream<'static, Result<watcher::Event<Decoded<K>>, watc
 fn all_decoded<K>(
     item: Result<watcher::Event<K>, watcher::Error>,
 ) -> Result<watcher::Event<Decoded<K>>, watcher::Error> {
+    map_objects(item, Decoded::Object)
+}
+
+/// The same event with `f` applied to its object, if it has one.
+fn map_objects<A, B>(
+    item: Result<watcher::Event<A>, watcher::Error>,
+    f: impl FnOnce(A) -> B,
+) -> Result<watcher::Event<B>, watcher::Error> {
     use watcher::Event;
     Ok(match item? {
-        Event::Apply(object) => Event::Apply(Decoded::Object(object)),
-        Event::Delete(object) => Event::Delete(Decoded::Object(object)),
+        Event::Apply(object) => Event::Apply(f(object)),
+        Event::Delete(object) => Event::Delete(f(object)),
         Event::Init => Event::Init,
-        Event::InitApply(object) => Event::InitApply(Decoded::Object(object)),
+        Event::InitApply(object) => Event::InitApply(f(object)),
         Event::InitDone => Event::InitDone,
     })
 }

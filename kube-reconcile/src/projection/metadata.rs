@@ -13,7 +13,9 @@ use serde::{Deserialize, Deserializer};
 /// each manager set), and the informer's default transform drops it anyway, so a
 /// projection that never reads it should not decode it: on the `pod_decode` bench's
 /// pods, skipping it cut decoding a pod into the example controllers' projection from
-/// 74 µs to 18 µs. Do not use it when the informer keeps `managedFields` (a transform
+/// 89 µs to 18 µs. (An informer of a type that builds them cuts them out of the JSON
+/// text first, which costs more than this; a projection skipping them itself is
+/// decoded as is.) Do not use it when the informer keeps `managedFields` (a transform
 /// of your own that reads them).
 ///
 /// ```
