@@ -27,8 +27,8 @@ use std::{
 };
 
 use faults::{
-    Ours, PodLedger, converge, create, deployment, deployment_settled, replica_set,
-    replica_set_settled, report, rollout_patch,
+    Ours, PodLedger, converge, converge_within, create, deployment, deployment_settled,
+    replica_set, replica_set_settled, report, rollout_patch,
 };
 use k8s_openapi::api::{
     apps::v1::{Deployment, ReplicaSet},
@@ -48,10 +48,18 @@ use serde_json::json;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// Scenarios running at once (each with its own control plane).
-static SLOTS: Semaphore = Semaphore::const_new(2);
+const SLOT_COUNT: u32 = 2;
+static SLOTS: Semaphore = Semaphore::const_new(SLOT_COUNT as usize);
 
 async fn slot() -> SemaphorePermit<'static> {
     SLOTS.acquire().await.unwrap()
+}
+
+/// Every slot: for a scenario whose pace is the API server's throughput (a server
+/// admitting one request at a time), which another scenario beside it on this 2-core
+/// machine would set instead (it took 84 s alone and over 240 s beside another).
+async fn alone() -> SemaphorePermit<'static> {
+    SLOTS.acquire_many(SLOT_COUNT).await.unwrap()
 }
 
 /// The ReplicaSet burst's size and the Deployment's, in the burst-and-rollout
@@ -499,7 +507,7 @@ async fn status_conflict_storm_from_a_competing_writer() {
 
 #[tokio::test]
 async fn shed_load_429s_are_retried_after_the_servers_delay() {
-    let _slot = slot().await;
+    let _slot = alone().await;
     // The classic in-flight limiter answers 429 with Retry-After: 1 at once when full
     // (system:masters is exempt, so the test's own client is never turned away).
     let limits = [
@@ -535,7 +543,11 @@ async fn shed_load_429s_are_retried_after_the_servers_delay() {
     let started = Instant::now();
     let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns);
     create(&sets, &replica_set("shed", 200, true)).await;
-    converge("settled while the server sheds load", async || {
+    // The pace is the server's: one request admitted at a time, 429s retried after a
+    // second, failed syncs backing off per key. Measured 84 s and 118 s, and once over
+    // 240 s, on this machine: twice the usual bound.
+    let bound = 2 * faults::CONVERGE;
+    converge_within("settled while the server sheds load", bound, async || {
         replica_set_settled(&client, &ns, "shed", 200).await
     })
     .await;

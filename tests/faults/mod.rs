@@ -239,15 +239,24 @@ async fn pods_labelled(client: &Client, ns: &str, labels: &str) -> Option<usize>
 
 /// Waits until `check` holds, failing the scenario after [`CONVERGE`]; returns how
 /// long it took.
-pub async fn converge(what: &str, mut check: impl AsyncFnMut() -> bool) -> Duration {
+pub async fn converge(what: &str, check: impl AsyncFnMut() -> bool) -> Duration {
+    converge_within(what, CONVERGE, check).await
+}
+
+/// [`converge`] with a bound of its own, for a scenario whose pace the fault sets.
+pub async fn converge_within(
+    what: &str,
+    bound: Duration,
+    mut check: impl AsyncFnMut() -> bool,
+) -> Duration {
     let started = Instant::now();
     loop {
         if check().await {
             return started.elapsed();
         }
         assert!(
-            started.elapsed() < CONVERGE,
-            "{what}: not converged within {CONVERGE:?}"
+            started.elapsed() < bound,
+            "{what}: not converged within {bound:?}"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
