@@ -106,15 +106,32 @@ struct Args {
     /// YAML, and exit.
     #[arg(long)]
     print_rbac: bool,
+    /// Threads of the async runtime: 0 for one per core; 1 runs everything on the main
+    /// thread (a current-thread runtime, no hand-offs between threads).
+    #[arg(long, default_value_t = 0)]
+    worker_threads: usize,
     /// Fake Nodes of the local control plane (ignored with --kubeconfig).
     #[arg(long, default_value_t = 3)]
     fake_nodes: usize,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     logging::init_tracing("info");
     let args = Args::parse();
+    let runtime = match args.worker_threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        0 => tokio::runtime::Runtime::new()?,
+        threads => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()?,
+    };
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let enabled = enabled_controllers(&args.controllers)?;
     if !(1..=1000).contains(&args.max_endpoints_per_slice) {
         bail!("--max-endpoints-per-slice must be between 1 and 1000, as kube-controller-manager's");

@@ -264,24 +264,38 @@ async fn a_connection_that_goes_silent_fails_its_request_after_the_read_timeout(
         Some(kube_reconcile::kubeconfig::DEAD_CONNECTION_TIMEOUT),
         "a loaded kubeconfig gets the dead-connection timeout"
     );
-    // The same mechanism with a timeout a test can wait for.
+    // The same timeout, short enough for a test to wait for, on kube's client and on
+    // kube-reconcile's own HTTP/1.1 client.
     let mut config = config;
     config.read_timeout = Some(Duration::from_secs(3));
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> =
-        Api::all(Client::try_from(config).unwrap());
-    namespaces.get("default").await.unwrap();
-    proxy.blackhole().await.unwrap();
-    let started = Instant::now();
-    let answer = tokio::time::timeout(Duration::from_secs(60), namespaces.get("default")).await;
-    let waited = started.elapsed();
-    proxy.restore().await.unwrap();
-    let failed = answer.expect("the request hung past 60 s on a silent connection");
-    assert!(failed.is_err(), "a blackholed request cannot succeed");
-    assert!(
-        waited < Duration::from_secs(10),
-        "failed only after {waited:?}"
-    );
-    namespaces.get("default").await.unwrap();
+    let clients = [
+        ("kube", Client::try_from(config.clone()).unwrap()),
+        (
+            "client::http1",
+            kube_reconcile::client::http1(config).unwrap(),
+        ),
+    ];
+    for (name, client) in clients {
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);
+        namespaces.get("default").await.unwrap();
+        proxy.blackhole().await.unwrap();
+        let started = Instant::now();
+        let answer = tokio::time::timeout(Duration::from_secs(60), namespaces.get("default")).await;
+        let waited = started.elapsed();
+        proxy.restore().await.unwrap();
+        let failed = answer.unwrap_or_else(|_| {
+            panic!("{name}: the request hung past 60 s on a silent connection")
+        });
+        assert!(
+            failed.is_err(),
+            "{name}: a blackholed request cannot succeed"
+        );
+        assert!(
+            (Duration::from_secs(3)..Duration::from_secs(10)).contains(&waited),
+            "{name}: failed after {waited:?}, not after the 3 s timeout"
+        );
+        namespaces.get("default").await.unwrap();
+    }
 }
 
 #[tokio::test]

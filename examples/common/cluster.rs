@@ -25,16 +25,19 @@ pub struct ClientOptions<'a> {
     /// Sent as the `User-Agent` of every request (with `--kubeconfig`).
     pub user_agent: Option<&'a str>,
     /// Multiplex requests over HTTP/2 ([`kube_reconcile::client::http2`]) rather than
-    /// kube's HTTP/1.1 client.
+    /// HTTP/1.1 ([`kube_reconcile::client::http1`]).
     pub http2: bool,
 }
 
 /// The client `options` ask for, from `config`.
 fn client(config: kube::Config, options: ClientOptions<'_>) -> anyhow::Result<Client> {
-    Ok(if options.http2 {
+    Ok(if config.proxy_url.is_some() {
+        // Only kube's own client goes through a proxy.
+        Client::try_from(config)?
+    } else if options.http2 {
         kube_reconcile::client::http2(config)?
     } else {
-        Client::try_from(config)?
+        kube_reconcile::client::http1(config)?
     })
 }
 

@@ -16,7 +16,9 @@
 //! Caveat: a watch holds no token while it streams; only its start counts.
 //!
 //! [`http2`] builds a client that multiplexes every request and watch over one HTTP/2
-//! connection, as client-go does, where kube's default client speaks HTTP/1.1.
+//! connection, as client-go does, where kube's default client speaks HTTP/1.1;
+//! [`http1`] builds kube's HTTP/1.1 client with read timeouts that cost nothing while
+//! the connection makes progress.
 
 use std::{
     sync::Arc,
@@ -31,9 +33,10 @@ use tracing::debug;
 
 use crate::queue::{RateLimiter, TokenBucket};
 
-mod http2;
+mod deadline;
+mod transport;
 
-pub use http2::{Http2Error, http2};
+pub use transport::{TransportError, http1, http2};
 
 /// A client whose requests share one token bucket of `qps` a second and `burst`
 /// tokens. Clones of the returned client share the bucket.
