@@ -2,7 +2,7 @@
 
 use std::{fmt, sync::Arc};
 
-use kube::{Resource, ResourceExt};
+use kube::Resource;
 
 /// The `namespace/name` (or `name` for cluster-scoped objects) of an object.
 ///
@@ -38,14 +38,23 @@ impl ObjectKey {
     /// The key of `name` in `namespace` (`None` for cluster-scoped objects).
     pub fn new(namespace: Option<&str>, name: &str) -> Self {
         match namespace {
-            Some(ns) if !ns.is_empty() => Self(format!("{ns}/{name}").into()),
+            Some(ns) if !ns.is_empty() => {
+                let mut key = String::with_capacity(ns.len() + 1 + name.len());
+                key.push_str(ns);
+                key.push('/');
+                key.push_str(name);
+                Self(key.into())
+            }
             _ => Self(name.into()),
         }
     }
 
-    /// The key of an object, from its metadata.
+    /// The key of an object, from its metadata: its name, or its `generateName` if it
+    /// has no name yet (as kube's `name_any`).
     pub fn of<K: Resource>(object: &K) -> Self {
-        Self::new(object.namespace().as_deref(), &object.name_any())
+        let meta = object.meta();
+        let name = meta.name.as_deref().or(meta.generate_name.as_deref());
+        Self::new(meta.namespace.as_deref(), name.unwrap_or_default())
     }
 
     /// The namespace, if the object is namespaced.

@@ -6,6 +6,8 @@
 //! The configuration also gets a read timeout ([`DEAD_CONNECTION_TIMEOUT`]) unless it
 //! has one: kube's default has none, so a connection that goes silent for good (a
 //! network partition, a NAT entry dropped) would hang its requests and watches forever.
+//! kube's client keeps that timeout by moving a timer on every read;
+//! [`crate::client::http1`] keeps it without touching a timer while data flows.
 
 use std::path::{Path, PathBuf};
 
