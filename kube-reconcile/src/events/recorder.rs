@@ -14,7 +14,7 @@ use k8s_openapi::{
     jiff::Timestamp,
 };
 use kube::{
-    Api, Client,
+    Client, Resource,
     api::{Patch, PatchParams, PostParams},
 };
 use serde_json::json;
@@ -200,9 +200,7 @@ async fn send(client: &Client, write: &Write) -> Result<(), kube::Error> {
         return Ok(());
     };
     let namespace = event.metadata.namespace.as_deref().unwrap_or("default");
-    let events = kube::core::Request::new(
-        Api::<Event>::namespaced(client.clone(), namespace).resource_url(),
-    );
+    let events = kube::core::Request::new(Event::url_path(&(), Some(namespace)));
     if let Write::Patch(event) = write {
         let name = event.metadata.name.as_deref().unwrap_or("");
         let patch = json!({
