@@ -290,8 +290,10 @@ async fn a_connection_that_goes_silent_fails_its_request_after_the_read_timeout(
             failed.is_err(),
             "{name}: a blackholed request cannot succeed"
         );
+        // The timeout counts from the connection's last read, which can be a moment
+        // before `started` (kube's client starts it when the previous answer ends).
         assert!(
-            (Duration::from_secs(3)..Duration::from_secs(10)).contains(&waited),
+            (Duration::from_millis(2_500)..Duration::from_secs(10)).contains(&waited),
             "{name}: failed after {waited:?}, not after the 3 s timeout"
         );
         namespaces.get("default").await.unwrap();

@@ -8,6 +8,7 @@ use std::{
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
 };
 
@@ -174,14 +175,55 @@ impl Drop for Watchdog {
     }
 }
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago, from outside the kernel's ephemeral
+/// range: a port the kernel hands to `bind(0)` comes from the range it also takes
+/// source ports of outgoing connections from, so one of the many loopback connections
+/// a test makes could take it before the server it was picked for binds it ("address
+/// already in use"). Ports are taken in turn from a process-wide counter, starting at a
+/// place that differs per process, so two control planes starting at once do not get
+/// the same one.
 pub(crate) fn free_port() -> Result<u16, Error> {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (first, count) = unreserved_ports();
+    if count > 0 {
+        let start = std::process::id().wrapping_mul(7_919) % count;
+        for _ in 0..count.min(1_000) {
+            let offset = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % count;
+            let port = u16::try_from(first + offset).unwrap_or(u16::MAX);
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
     let listener = TcpListener::bind("127.0.0.1:0").map_err(Error::io("find a free port"))?;
     let port = listener
         .local_addr()
         .map_err(Error::io("find a free port"))?
         .port();
     Ok(port)
+}
+
+/// The first port and the number of ports to pick from: below the ephemeral range
+/// (from 10000, above most well-known services), or above it if that is too narrow.
+fn unreserved_ports() -> (u32, u32) {
+    const LOWEST: u32 = 10_000;
+    const ENOUGH: u32 = 1_000;
+    let range = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut bounds = range
+        .split_whitespace()
+        .filter_map(|n| n.parse::<u32>().ok());
+    let (low, high) = match (bounds.next(), bounds.next()) {
+        (Some(low), Some(high)) => (low, high),
+        // Linux's default.
+        _ => (32_768, 60_999),
+    };
+    if low >= LOWEST + ENOUGH {
+        (LOWEST, low - LOWEST)
+    } else if high + ENOUGH <= 65_535 {
+        (high + 1, 65_535 - high)
+    } else {
+        (0, 0)
+    }
 }
 
 /// Polls `probe` every 100 ms until it returns true, the process dies, or `timeout`.
@@ -237,4 +279,23 @@ pub(crate) async fn http_request(
     let mut response = String::new();
     stream.read_to_string(&mut response).await.ok()?;
     Some(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn ports_are_distinct_free_and_outside_the_ephemeral_range() {
+        let (first, count) = unreserved_ports();
+        assert!(count >= 1_000, "{first}+{count}");
+        let ports: Vec<u16> = (0..50).map(|_| free_port().unwrap()).collect();
+        assert_eq!(ports.iter().collect::<HashSet<_>>().len(), ports.len());
+        for port in ports {
+            assert!((first..first + count).contains(&u32::from(port)), "{port}");
+            TcpListener::bind(("127.0.0.1", port)).expect("still free");
+        }
+    }
 }
