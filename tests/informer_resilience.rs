@@ -192,6 +192,26 @@ async fn requests(client: &kube::Client, metric: &str, verb: &str, resource: &st
         .sum::<f64>() as u64
 }
 
+/// The request URIs of the streaming lists of ConfigMaps in `namespace`, from the
+/// control plane's audit log.
+fn streaming_list_uris(cp: &ControlPlane, namespace: &str) -> Vec<String> {
+    let log = std::fs::read_to_string(cp.audit_log_path().expect("audit log on")).unwrap();
+    let mut uris: Vec<String> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| {
+            event["verb"] == "watch"
+                && event["objectRef"]["resource"] == "configmaps"
+                && event["objectRef"]["namespace"] == namespace
+        })
+        .filter_map(|event| event["requestURI"].as_str().map(str::to_owned))
+        .filter(|uri| uri.contains("sendInitialEvents=true"))
+        .collect();
+    // A long-running request is logged when its response starts and when it ends.
+    uris.dedup();
+    uris
+}
+
 /// Three ConfigMaps in a fresh namespace, and an informer of them from `factory`,
 /// synced.
 async fn synced_informer(
@@ -218,13 +238,24 @@ async fn synced_informer(
 #[tokio::test]
 async fn lists_stream_where_the_server_allows_and_page_where_it_refuses() {
     // A v1.37 server streams: the informer syncs without a single LIST request.
-    let cp = support::start(ControlPlane::builder()).await;
+    let cp = support::start(ControlPlane::builder().audit_log()).await;
     let client = cp.client().await.unwrap();
     let lists_before = requests(&client, TOTAL, "LIST", "configmaps").await;
     let open_before = requests(&client, OPEN, "WATCH", "configmaps").await;
     let factory = InformerFactory::new(client.clone());
     let informer = synced_informer(&cp, &client, &factory).await;
     assert!(factory.lists_by_streaming());
+    // From the most recent state, as client-go's streaming lists: no resource version
+    // (resourceVersion=0 would let the server answer from a watch cache that has not
+    // seen the ConfigMaps just created).
+    let ns = informer.store().list()[0]
+        .metadata
+        .namespace
+        .clone()
+        .unwrap();
+    let watches = streaming_list_uris(&cp, &ns);
+    assert_eq!(watches.len(), 1, "one streaming list: {watches:?}");
+    assert!(!watches[0].contains("resourceVersion="), "{}", watches[0]);
     assert_eq!(
         requests(&client, TOTAL, "LIST", "configmaps").await,
         lists_before

@@ -13,7 +13,7 @@ use kube::{Api, Client, Resource, core::PartialObjectMeta, runtime::watcher};
 use serde::de::DeserializeOwned;
 
 use super::{
-    Informer, Transform, all_decoded,
+    Informer, Transform, all_decoded, consistent,
     decode::{Decoded, Report},
     initial_list::{self, ListMode},
     map_objects,
@@ -213,6 +213,13 @@ impl InformerFactory {
     /// default since Kubernetes 1.34). A server that refuses it is logged once and the
     /// factory lists in pages from then on, for all its informers; `false` lists in
     /// pages from the start. Relists after 410 Gone or a broken watch use the same mode.
+    ///
+    /// A streaming list starts from the most recent state, as client-go's does: the
+    /// server waits until its watch cache has caught up with etcd before it sends the
+    /// objects, so a synced informer holds every object written before it started.
+    /// A paged list, as client-go's and kube's, accepts any state the watch cache has
+    /// (`resourceVersion=0`): an object written a moment before can arrive only after
+    /// the sync, as a watch event.
     pub fn streaming_lists(mut self, enabled: bool) -> Self {
         self.list_mode = ListMode::new(enabled);
         self
@@ -304,17 +311,19 @@ impl InformerFactory {
                 metrics,
                 resource: origin.resource.clone(),
             });
-            let watch = move || match decoding {
-                Decoding::Whole => {
-                    let api = K::Scope::api::<Decoded<K>>(client.clone(), namespace.as_deref());
-                    initial_list::watch(api, config.clone(), &list_mode)
-                }
-                Decoding::WithoutManagedFields => {
-                    let api =
-                        K::Scope::api::<Decoded<K, true>>(client.clone(), namespace.as_deref());
-                    initial_list::watch(api, config.clone(), &list_mode)
-                        .map(|item| map_objects(item, Decoded::kept))
-                        .boxed()
+            let watch = move || {
+                let client = consistent::most_recent_streaming_lists(client.clone());
+                match decoding {
+                    Decoding::Whole => {
+                        let api = K::Scope::api::<Decoded<K>>(client, namespace.as_deref());
+                        initial_list::watch(api, config.clone(), &list_mode)
+                    }
+                    Decoding::WithoutManagedFields => {
+                        let api = K::Scope::api::<Decoded<K, true>>(client, namespace.as_deref());
+                        initial_list::watch(api, config.clone(), &list_mode)
+                            .map(|item| map_objects(item, Decoded::kept))
+                            .boxed()
+                    }
                 }
             };
             Informer::from_decoding_watch(watch, transform, origin, report)
@@ -342,11 +351,7 @@ impl InformerFactory {
         K: Watchable,
     {
         self.get_or_create(scope, || {
-            // kube sends metadata-only requests for `Api<PartialObjectMeta<_>>`.
-            let api = K::Scope::api::<PartialObjectMeta<K>>(
-                self.client.clone(),
-                scope.namespace.as_deref(),
-            );
+            let (client, namespace) = (self.client.clone(), scope.namespace.clone());
             let config = scope.watcher_config();
             let list_mode = self.list_mode.clone();
             // Metadata always decodes, so this stream needs no per-object decoding.
@@ -354,7 +359,10 @@ impl InformerFactory {
             origin.resource.push_str(" (metadata)");
             Informer::from_decoding_watch(
                 move || {
-                    initial_list::watch(api.clone(), config.clone(), &list_mode).map(all_decoded)
+                    let client = consistent::most_recent_streaming_lists(client.clone());
+                    // kube sends metadata-only requests for `Api<PartialObjectMeta<_>>`.
+                    let api = K::Scope::api::<PartialObjectMeta<K>>(client, namespace.as_deref());
+                    initial_list::watch(api, config.clone(), &list_mode).map(all_decoded)
                 },
                 Some(strip_managed_fields()),
                 origin,

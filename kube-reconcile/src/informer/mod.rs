@@ -46,6 +46,7 @@
 //! (retrying in 1.4s): failed to perform initial object list: ServiceError: client
 //! error (Connect): tcp connect error: Connection refused (os error 111)`.
 
+mod consistent;
 mod decode;
 mod factory;
 mod initial_list;
