@@ -592,6 +592,140 @@ async fn shed_load_429s_are_retried_after_the_servers_delay() {
     ours.stop().await;
 }
 
+/// How long the recovery scenario keeps the API server out of the controllers' reach.
+const OUTAGE: Duration = Duration::from_secs(60);
+/// The recovery scenario's ReplicaSet grows from this size to [`GROWN`] as the outage
+/// begins, and its Deployment of [`RECOVERY_REPLICAS`] rolls out.
+const STEADY: i32 = 20;
+const GROWN: i32 = 60;
+const RECOVERY_REPLICAS: i32 = 4;
+/// How long after the outage our controllers may take to settle. The target is 10 s;
+/// the bound leaves room for a busy machine, and is far below what per-key backoff
+/// took (a key's delay doubles on every failure through the outage).
+const RECOVERY_BOUND: Duration = Duration::from_secs(20);
+/// How long kube-controller-manager is given: its time is reported, not asserted.
+const REFERENCE_RECOVERY_LIMIT: Duration = Duration::from_secs(300);
+
+/// On a settled ReplicaSet and Deployment in `ns`: slows every response through the
+/// proxy, grows the ReplicaSet and rolls the Deployment out, and once the first new pod
+/// exists (so that the controllers are mid-work) refuses every connection for
+/// [`OUTAGE`], calling `during` halfway. Returns the pod ledger and how long after the
+/// outage both settled, or `None` if not within `limit`.
+async fn outage_and_recovery(
+    cp: &ControlPlane,
+    ns: &str,
+    limit: Duration,
+    during: impl AsyncFnOnce(),
+) -> (PodLedger, Option<Duration>) {
+    let client = cp.client().await.unwrap();
+    let proxy = cp.fault_proxy().unwrap();
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    create(&sets, &replica_set("grow", STEADY, true)).await;
+    create(&deployments, &deployment("web", RECOVERY_REPLICAS)).await;
+    converge("settled before the outage", async || {
+        replica_set_settled(&client, ns, "grow", STEADY).await
+            && deployment_settled(&client, ns, "web", RECOVERY_REPLICAS).await
+    })
+    .await;
+
+    let ledger = PodLedger::start(&client, ns).await;
+    proxy
+        .add_latency(Duration::from_millis(500), Duration::ZERO)
+        .await
+        .unwrap();
+    let grow = Patch::Merge(json!({"spec": {"replicas": GROWN}}));
+    sets.patch("grow", &PatchParams::default(), &grow)
+        .await
+        .unwrap();
+    let rollout = Patch::Merge(rollout_patch("2"));
+    deployments
+        .patch("web", &PatchParams::default(), &rollout)
+        .await
+        .unwrap();
+    converge("the controllers at work", async || ledger.created() >= 1).await;
+    proxy.refuse_connections().await.unwrap();
+    tokio::time::sleep(OUTAGE / 2).await;
+    during().await;
+    tokio::time::sleep(OUTAGE / 2).await;
+    proxy.restore().await.unwrap();
+    let lifted = Instant::now();
+    let settled = async || {
+        replica_set_settled(&client, ns, "grow", GROWN).await
+            && deployment_settled(&client, ns, "web", RECOVERY_REPLICAS).await
+    };
+    while !settled().await {
+        if lifted.elapsed() > limit {
+            return (ledger, None);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (ledger, Some(lifted.elapsed()))
+}
+
+#[tokio::test]
+async fn after_a_minute_out_of_reach_the_controllers_settle_within_seconds_of_recovery() {
+    let _slot = alone().await;
+    // Pods the scenario needs: the ReplicaSet's growth and the rolled-out revision.
+    let needed = (GROWN - STEADY + RECOVERY_REPLICAS) as usize;
+
+    let cp = support::start(cluster()).await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace(&client, "recovery").await.unwrap();
+    let ours = Ours::start(&cp.fault_proxy().unwrap().client().await.unwrap(), &ns);
+    let mut waiting_mid_outage = 0.0;
+    let (ledger, ours_took) = outage_and_recovery(&cp, &ns, RECOVERY_BOUND, async || {
+        waiting_mid_outage = ours.metric("kube_reconcile_overload_waiting_keys");
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let ours_took = ours_took.unwrap_or_else(|| {
+        panic!("ours: not settled within {RECOVERY_BOUND:?} of the API server's return")
+    });
+    report(
+        "outage-recovery",
+        &format!(
+            "connections refused for {}s while a ReplicaSet grows {STEADY}→{GROWN} and a Deployment of {RECOVERY_REPLICAS} rolls out; time from the end of the outage",
+            OUTAGE.as_secs()
+        ),
+        &ledger,
+        needed,
+        ours_took,
+    );
+    assert!(
+        waiting_mid_outage >= 1.0,
+        "no key waited on the overload backoff during the outage: the scenario tested nothing"
+    );
+    assert_eq!(
+        ours.metric("kube_reconcile_overload_waiting_keys"),
+        0.0,
+        "keys still waiting after recovery"
+    );
+    assert_eq!(ledger.created(), needed, "pods created in the recovery");
+    assert_eq!(ledger.created_then_deleted(), 0);
+    ours.stop().await;
+    cp.stop().await;
+
+    // The same on kube-controller-manager's ReplicaSet and Deployment controllers.
+    let reference = cluster()
+        .kube_controller_manager(["replicaset-controller", "deployment-controller"])
+        .kube_controller_manager_through_fault_proxy();
+    let cp = support::start(reference).await;
+    let client = cp.client().await.unwrap();
+    let ns = cp.create_namespace(&client, "recovery").await.unwrap();
+    let (ledger, reference_took) =
+        outage_and_recovery(&cp, &ns, REFERENCE_RECOVERY_LIMIT, async || {}).await;
+    let reference_took = reference_took.map_or_else(
+        || format!("not settled within {REFERENCE_RECOVERY_LIMIT:?}"),
+        |took| format!("{:.1}s", took.as_secs_f64()),
+    );
+    println!(
+        "reliability | outage-recovery (kube-controller-manager) | the same, on kube-controller-manager's controllers | created {} (needed {needed}) | {reference_took}",
+        ledger.created()
+    );
+    cp.stop().await;
+}
+
 fn spawn_controller_manager(cp: &ControlPlane, log: &str) -> Child {
     let log = std::fs::File::create(cp.dir().join(log)).unwrap();
     Command::new(support::controller_manager_binary())

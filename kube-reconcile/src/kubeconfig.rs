@@ -8,6 +8,18 @@
 //! network partition, a NAT entry dropped) would hang its requests and watches forever.
 //! kube's client keeps that timeout by moving a timer on every read;
 //! [`crate::client::http1`] keeps it without touching a timer while data flows.
+//!
+//! And it turns off kube's built-in retry layer (`default_retry`, on in kube's own
+//! loaders): it retries 429, 503 and 504 answers inside the client with a per-request
+//! backoff from 5 ms doubling towards 1000 s, 15 times, using the server's
+//! `Retry-After` only while that is longer. Under sustained load shedding one request
+//! then sleeps for minutes (82 s at its 14th try) inside the client, where neither the
+//! caller nor a controller can see it: a reconcile measured here sat 124 s on one
+//! sync with nothing sent for 34 s at a stretch. Retry shed load with
+//! [`crate::client::honouring_retry_after`] (client-go's rule: the server's delay, 10
+//! times; the [`Manager`](crate::manager::Manager)'s clients do) and let controllers wait
+//! out a longer overload together (see
+//! [`OverloadBackoff`](crate::controller::OverloadBackoff)).
 
 use std::path::{Path, PathBuf};
 
@@ -35,7 +47,8 @@ pub struct Error {
 pub const DEAD_CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(295);
 
 /// The client configuration of `path`'s current context (or of `context`, if given),
-/// with [`DEAD_CONNECTION_TIMEOUT`] as the read timeout when the file sets none.
+/// with [`DEAD_CONNECTION_TIMEOUT`] as the read timeout when the file sets none, and
+/// kube's built-in retry layer off (see the [module docs](self)).
 ///
 /// # Errors
 /// An [`Error`] naming `path` when the file cannot be read or parsed, or its context,
@@ -55,5 +68,6 @@ pub async fn load(path: &Path, context: Option<&str>) -> Result<kube::Config, Er
         .await
         .map_err(named)?;
     config.read_timeout = config.read_timeout.or(Some(DEAD_CONNECTION_TIMEOUT));
+    config.default_retry = false;
     Ok(config)
 }

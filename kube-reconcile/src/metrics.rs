@@ -75,6 +75,8 @@ pub(crate) struct ControllerFamilies {
     pub(crate) reconcile_time: Family<Labels, Histogram, fn() -> Histogram>,
     pub(crate) active_workers: Family<Labels, Gauge<i64, AtomicI64>>,
     pub(crate) max_concurrent: Family<Labels, Gauge<i64, AtomicI64>>,
+    pub(crate) overload_active: Family<Labels, Gauge>,
+    pub(crate) overload_waiting: Family<Labels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -104,6 +106,8 @@ impl Metrics {
             reconcile_time: Family::new_with_constructor(histogram),
             active_workers: Family::default(),
             max_concurrent: Family::default(),
+            overload_active: Family::default(),
+            overload_waiting: Family::default(),
         };
         // prometheus-client appends `_total` to counters.
         let r = &mut registry;
@@ -176,6 +180,16 @@ impl Metrics {
             "controller_runtime_max_concurrent_reconciles",
             "Configured number of workers",
             controller.max_concurrent.clone(),
+        );
+        r.register(
+            "kube_reconcile_overload_backoff_active",
+            "1 while the controller waits out an overloaded or unreachable API server, else 0",
+            controller.overload_active.clone(),
+        );
+        r.register(
+            "kube_reconcile_overload_waiting_keys",
+            "Keys waiting for the API server to answer again (the probe included)",
+            controller.overload_waiting.clone(),
         );
         let leader = Family::default();
         r.register(

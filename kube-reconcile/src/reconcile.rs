@@ -71,9 +71,21 @@ pub enum Action {
 
 /// What to do with a key whose reconcile failed: chosen per error by
 /// [`Reconcile::error_policy`].
+///
+/// **An overloaded or unreachable API server is not the key's fault.** With
+/// `Backoff` (the default), an error whose source chain holds a [`kube::Error`] that
+/// [`server_overloaded`](crate::client::server_overloaded) (429 after the client's
+/// `Retry-After` retries, 502/503/504, a refused or broken connection, a timeout) does
+/// not step the key's own backoff: the key waits with every other such key for the
+/// server to answer one probe, and is retried within moments of its recovery (see
+/// [`ControllerBuilder::overload_backoff`](crate::controller::ControllerBuilder::overload_backoff)).
+/// Under client-go's per-key backoff a minute of 429s leaves keys sleeping for many
+/// minutes after the server recovered (5 ms doubling to 1000 s on every failure).
+/// `overload_backoff(None)` restores client-go's behaviour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnError {
-    /// Retry after the rate limiter's next backoff step for this key (the default).
+    /// Retry after the rate limiter's next backoff step for this key (the default);
+    /// after an overloaded or unreachable server, once it answers again (see above).
     Backoff,
     /// Retry after exactly this delay (the key's backoff history is kept, so a later
     /// `Backoff` continues where it was).

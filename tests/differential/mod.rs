@@ -36,7 +36,9 @@
 //!   (seen in the Recreate scenario; ours refreshes and names the new one);
 //! - ReplicaSets a Deployment creates are named after a hash of the pod template, and
 //!   each side hashes its own way: hashes are replaced by `h1`, `h2`, ... in the order
-//!   the ReplicaSets were created, everywhere in the snapshot.
+//!   each Deployment's ReplicaSets were created (numbered per Deployment: two
+//!   Deployments' first ReplicaSets are created in either order), everywhere in the
+//!   snapshot.
 #![allow(dead_code)] // each parity test binary uses part of the kit
 
 mod endpoints;
@@ -389,8 +391,8 @@ impl Env {
     }
 
     /// The normalised snapshot compared between sides: template hashes are replaced by
-    /// `h1`, `h2`, ... in the order their ReplicaSets were created (hashes differ by
-    /// design: each side hashes its own way).
+    /// `h1`, `h2`, ... in the order each Deployment's ReplicaSets were created (hashes
+    /// differ by design: each side hashes its own way).
     pub async fn snapshot(&self) -> Value {
         let mut snapshot = self.snapshot_objects().await;
         snapshot["events"] = self.events().await;
@@ -418,7 +420,8 @@ impl Env {
         snapshot
     }
 
-    /// `pod-template-hash` values, each with its stand-in, in ReplicaSet creation order.
+    /// `pod-template-hash` values, each with its stand-in, numbered in creation order
+    /// per owning Deployment.
     async fn template_hashes(&self) -> Vec<(String, String)> {
         let mut sets: BTreeMap<String, ReplicaSet> = self.seen.lock().unwrap().clone();
         let current = self
@@ -442,10 +445,22 @@ impl Env {
                 rs.name_any(),
             )
         });
+        // Numbered per Deployment: two Deployments' ReplicaSets are independent
+        // objects, created in either order on each side.
+        let mut numbered: BTreeMap<String, usize> = BTreeMap::new();
         sets.iter()
-            .filter_map(|rs| rs.labels().get("pod-template-hash").cloned())
-            .enumerate()
-            .map(|(i, hash)| (hash, format!("h{}", i + 1)))
+            .filter_map(|rs| {
+                let hash = rs.labels().get("pod-template-hash")?.clone();
+                let owner = rs
+                    .owner_references()
+                    .iter()
+                    .find(|owner| owner.controller == Some(true))
+                    .map(|owner| owner.name.clone())
+                    .unwrap_or_default();
+                let number = numbered.entry(owner).or_default();
+                *number += 1;
+                Some((hash, format!("h{number}")))
+            })
             .collect()
     }
 

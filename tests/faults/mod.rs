@@ -21,6 +21,7 @@ use kube::{
 use kube_reconcile::{
     controller::ControllerHandle,
     informer::{InformerFactory, Scope},
+    metrics::Metrics,
     testing::MANUAL_NODE_NAME,
 };
 use serde_json::{Value, json};
@@ -154,22 +155,35 @@ pub fn rollout_patch(revision: &str) -> Value {
     json!({"spec": {"template": {"metadata": {"annotations": {"rollout": revision}}}}})
 }
 
-/// Our ReplicaSet and Deployment controllers on `client`, scoped to `ns`.
+/// Our ReplicaSet and Deployment controllers on `client`, scoped to `ns`, reporting
+/// into [`metrics`](Self::metrics).
 pub struct Ours {
     handles: Vec<ControllerHandle>,
     pub factory: InformerFactory,
+    pub metrics: Metrics,
 }
 
 impl Ours {
     pub fn start(client: &Client, ns: &str) -> Self {
         let scope = Scope::all().namespace(ns);
-        let factory = InformerFactory::new(client.clone());
+        let metrics = Metrics::new();
+        let factory = InformerFactory::new(client.clone()).with_metrics(&metrics);
         let replica_sets = controllers::replicaset::controller(client.clone(), &factory, &scope, 5);
         let deployments = controllers::deployment::controller(client.clone(), &factory, &scope, 5);
         Self {
             handles: vec![replica_sets.start(), deployments.start()],
             factory,
+            metrics,
         }
+    }
+
+    /// The sum over both controllers of a gauge or counter named `metric`.
+    pub fn metric(&self, metric: &str) -> f64 {
+        let text = self.metrics.encode();
+        text.lines()
+            .filter(|line| line.starts_with(&format!("{metric}{{")))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
     }
 
     /// What the controllers [`start`](Self::start) would start need to be allowed.

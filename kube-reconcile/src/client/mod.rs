@@ -115,6 +115,25 @@ pub fn outcome_unknown(error: &kube::Error) -> bool {
     }
 }
 
+/// Whether `error` says the API server is overloaded or out of reach rather than
+/// anything about the request: 429 Too Many Requests (after the client's own
+/// `Retry-After` retries), 502, 503 and 504 answers, and failures to connect, send or
+/// read (refused or reset connections, timeouts). A controller waits these out
+/// together rather than backing off key by key (see
+/// [`OverloadBackoff`](crate::controller::OverloadBackoff)).
+///
+/// A 500 is not counted: kube-apiserver answers `500 InternalError` when an admission
+/// webhook fails on one object, which is about that object. Caveat: a write refused by
+/// a [`fenced`](crate::leader::fenced) client is a connection-level error too, and so
+/// counted; a controller that lost leadership stops anyway.
+pub fn server_overloaded(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => matches!(status.code, 429 | 502 | 503 | 504),
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
+        _ => false,
+    }
+}
+
 /// How many times client-go's REST client retries a request the server asked it to
 /// retry later.
 pub const DEFAULT_MAX_RETRIES: u32 = 10;
@@ -131,6 +150,10 @@ const LONGEST_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// Caveats: an answer without `Retry-After` is returned as is (the caller's backoff
 /// decides); a request whose body is a stream cannot be sent twice and is not retried;
 /// a retry does not take a token from a [`rate_limited`] client wrapped inside it.
+/// Wrap a client without kube's own retry layer (`kube::Config::default_retry`, which
+/// [`crate::kubeconfig::load`] turns off and [`http1`]/[`http2`] never add): that layer
+/// retries the same answers first, with a per-request backoff that grows to minutes,
+/// and this one would never see them.
 /// [`Manager`](crate::manager::Manager) clients already retry so.
 pub fn honouring_retry_after(client: Client, max_retries: u32) -> Client {
     wrap(client, move |inner, request| {
@@ -233,6 +256,25 @@ mod tests {
         }
         let broken = kube::Error::Service("connection reset".into());
         assert!(outcome_unknown(&broken));
+    }
+
+    #[test]
+    fn overload_is_told_from_a_failure_of_the_request() {
+        let status = |code| {
+            let mut status = kube::core::Status::failure("m", "r");
+            status.code = code;
+            kube::Error::Api(Box::new(status))
+        };
+        for code in [429, 502, 503, 504] {
+            assert!(server_overloaded(&status(code)), "{code}");
+        }
+        for code in [400, 403, 404, 409, 422, 500] {
+            assert!(!server_overloaded(&status(code)), "{code}");
+        }
+        let refused = kube::Error::Service("tcp connect error: Connection refused".into());
+        assert!(server_overloaded(&refused));
+        let undecodable = serde_json::from_str::<u8>("x").unwrap_err();
+        assert!(!server_overloaded(&kube::Error::SerdeError(undecodable)));
     }
 
     #[test]

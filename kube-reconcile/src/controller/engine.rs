@@ -8,8 +8,10 @@ use kube::Resource;
 use tokio::{sync::watch, task::JoinSet, time::Instant};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
+use super::overload::OverloadGate;
 use crate::{
     ObjectKey,
+    client::server_overloaded,
     context::{self, Context},
     metrics::{Metrics, controller_labels, result_labels},
     queue::{Priority, WorkQueue},
@@ -22,6 +24,8 @@ pub(super) struct Engine<K, R> {
     pub(super) reconciler: Arc<R>,
     pub(super) queue: WorkQueue<ObjectKey>,
     pub(super) workers: usize,
+    /// Where keys wait out an overloaded server; `None`: per-key backoff only.
+    pub(super) overload: Option<Arc<OverloadGate>>,
     pub(super) metrics: Option<Metrics>,
     pub(super) shutdown_timeout: Duration,
     pub(super) context: Arc<context::Shared>,
@@ -33,6 +37,8 @@ enum Outcome {
     Requeue,
     RequeueAfter(Duration),
     Error(OnError),
+    /// An [`OnError::Backoff`] error saying the server is overloaded or unreachable.
+    Overloaded,
     Panic,
 }
 
@@ -101,6 +107,7 @@ where
             primary: self.primary.clone(),
             reconciler: self.reconciler.clone(),
             queue: self.queue.clone(),
+            overload: self.overload.clone(),
             metrics: self.metrics.clone(),
             context: self.context.clone(),
         };
@@ -124,6 +131,7 @@ struct Worker<K, R> {
     primary: Store<K>,
     reconciler: Arc<R>,
     queue: WorkQueue<ObjectKey>,
+    overload: Option<Arc<OverloadGate>>,
     metrics: Option<Metrics>,
     context: Arc<context::Shared>,
 }
@@ -197,23 +205,47 @@ where
 
         let outcome = span.in_scope(|| self.judge(&key, reconciled, elapsed));
         self.record(&outcome, elapsed);
+        self.requeue(&key, &outcome, priority);
+        self.queue.done(&key);
+    }
+
+    /// Applies `outcome` to the queue and the overload gate.
+    fn requeue(&self, key: &ObjectKey, outcome: &Outcome, priority: Priority) {
+        let gate = self.overload.as_deref();
         match outcome {
-            Outcome::Success => self.queue.forget(&key),
+            Outcome::Success => self.queue.forget(key),
             Outcome::RequeueAfter(delay) => {
-                self.queue.forget(&key);
+                self.queue.forget(key);
                 self.queue
-                    .add_after_with_priority(key.clone(), delay, priority);
+                    .add_after_with_priority(key.clone(), *delay, priority);
             }
-            Outcome::Requeue | Outcome::Error(OnError::Backoff) | Outcome::Panic => self
-                .queue
-                .add_rate_limited_with_priority(key.clone(), priority),
+            Outcome::Requeue | Outcome::Error(OnError::Backoff) | Outcome::Panic => {
+                let delay = self
+                    .queue
+                    .add_rate_limited_with_priority(key.clone(), priority);
+                let requeues = self.queue.num_requeues(key);
+                debug!(controller = %self.name(), %key, ?delay, requeues, "backing off");
+            }
             Outcome::Error(OnError::RetryAfter(delay)) => {
                 self.queue
-                    .add_after_with_priority(key.clone(), delay, priority)
+                    .add_after_with_priority(key.clone(), *delay, priority)
             }
-            Outcome::Error(OnError::Terminal) => self.queue.forget(&key),
+            Outcome::Error(OnError::Terminal) => self.queue.forget(key),
+            Outcome::Overloaded => {
+                if let Some(gate) = gate {
+                    gate.overloaded(key.clone(), priority);
+                }
+                return;
+            }
         }
-        self.queue.done(&key);
+        let Some(gate) = gate else { return };
+        match outcome {
+            // Nothing learnt about the server: only hand the probe on if it was one.
+            Outcome::Panic | Outcome::Error(OnError::RetryAfter(_) | OnError::Terminal) => {
+                gate.forget(key)
+            }
+            _ => gate.answered(key),
+        }
     }
 
     fn judge(
@@ -238,6 +270,15 @@ where
             Ok(Err(err)) => {
                 let policy = self.reconciler.error_policy(&err, key);
                 let error: &(dyn std::error::Error + 'static) = &err;
+                let overloaded = kube_error(error).is_some_and(server_overloaded);
+                if policy == OnError::Backoff && overloaded && self.overload.is_some() {
+                    info!(
+                        error,
+                        "reconcile failed: the API server is overloaded or unreachable; \
+                         waiting for it with the other failed keys"
+                    );
+                    return Outcome::Overloaded;
+                }
                 match policy {
                     OnError::Terminal => error!(
                         error,
@@ -286,7 +327,7 @@ where
             Outcome::Success => "success",
             Outcome::Requeue => "requeue",
             Outcome::RequeueAfter(_) => "requeue_after",
-            Outcome::Error(_) | Outcome::Panic => "error",
+            Outcome::Error(_) | Outcome::Overloaded | Outcome::Panic => "error",
         };
         families
             .reconcile_total
@@ -298,6 +339,9 @@ where
                 if *policy == OnError::Terminal {
                     families.terminal_errors.get_or_create(&labels).inc();
                 }
+            }
+            Outcome::Overloaded => {
+                families.reconcile_errors.get_or_create(&labels).inc();
             }
             Outcome::Panic => {
                 families.reconcile_errors.get_or_create(&labels).inc();
@@ -318,16 +362,24 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
     }
 }
 
-/// The API server's answer in `error` or one of its sources, if any.
-fn api_status<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a kube::core::Status> {
+/// The first [`kube::Error`] in `error`'s source chain (itself included), if any.
+fn kube_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a kube::Error> {
     let mut current = Some(error);
     while let Some(e) = current {
-        if let Some(kube::Error::Api(status)) = e.downcast_ref::<kube::Error>() {
-            return Some(status);
+        if let Some(kube_error) = e.downcast_ref::<kube::Error>() {
+            return Some(kube_error);
         }
         current = e.source();
     }
     None
+}
+
+/// The API server's answer in `error` or one of its sources, if any.
+fn api_status<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a kube::core::Status> {
+    match kube_error(error)? {
+        kube::Error::Api(status) => Some(status),
+        _ => None,
+    }
 }
 
 /// Whether `error` or one of its sources is the API server's 409 Conflict.

@@ -60,6 +60,7 @@
 mod engine;
 pub mod filter;
 pub mod handler;
+mod overload;
 mod source;
 
 use std::{collections::HashMap, fmt::Debug, future::Future, sync::Arc, time::Duration};
@@ -79,6 +80,7 @@ use crate::{
 };
 pub use filter::Filter;
 pub use handler::Mapper;
+pub use overload::OverloadBackoff;
 pub use source::Source;
 use source::{Watch, Watched};
 
@@ -93,6 +95,7 @@ pub struct ControllerBuilder<K> {
     watches: Vec<Box<dyn Watched>>,
     workers: usize,
     rate_limiter: Option<Box<dyn RateLimiter<ObjectKey>>>,
+    overload_backoff: Option<OverloadBackoff>,
     metrics: Option<Metrics>,
     shutdown_timeout: Duration,
     read_your_writes: bool,
@@ -182,8 +185,41 @@ where
     }
 
     /// The limiter behind retries (default [`crate::queue::default_rate_limiter`]).
+    /// Retries after an overloaded or unreachable API server do not go through it
+    /// while [`overload_backoff`](Self::overload_backoff) is on.
     pub fn rate_limiter(mut self, limiter: impl RateLimiter<ObjectKey> + 'static) -> Self {
         self.rate_limiter = Some(Box::new(limiter));
+        self
+    }
+
+    /// How the controller waits out an API server that is overloaded or unreachable
+    /// (default `Some(OverloadBackoff::default())`: probe after 100 ms, doubling to 2 s).
+    ///
+    /// When a reconcile fails with [`OnError::Backoff`](crate::reconcile::OnError::Backoff)
+    /// and its error (or one of its sources) is a [`kube::Error`] that
+    /// [`server_overloaded`](crate::client::server_overloaded) — 429 after the client's
+    /// `Retry-After` retries, 502/503/504, a refused or broken connection, a timeout —
+    /// the key does not take a step of its own backoff: it is parked behind one gate
+    /// the whole controller shares. While the gate is closed, one parked key at a time
+    /// goes ahead as a probe, after a delay doubling from `initial` to `max`; when the
+    /// server answers a probe, every parked key is queued again at once (a key that
+    /// failed `n` times in a row after `initial * 2^(n-1)`, at most `max`), paced from
+    /// there by the client's QPS budget. Key-specific errors (conflicts, invalid
+    /// objects, denials, webhook failures) keep the per-key backoff of the
+    /// [`rate_limiter`](Self::rate_limiter). So a key never sleeps for minutes because
+    /// the server was down for one: client-go's per-key backoff doubles on every
+    /// failure up to 1000 s whatever caused it.
+    ///
+    /// `None` is client-go's behaviour: every failure steps the key's own backoff.
+    ///
+    /// Caveats: a probe proves the server answers only if its reconcile sends a
+    /// request; a probe that succeeds from the cache alone opens the gate too. The
+    /// controller's informers retry their lists and watches on their own (at least
+    /// every 5 s, see [`crate::informer`]). The state is exported as
+    /// `kube_reconcile_overload_backoff_active` and
+    /// `kube_reconcile_overload_waiting_keys`.
+    pub fn overload_backoff(mut self, backoff: Option<OverloadBackoff>) -> Self {
+        self.overload_backoff = backoff;
         self
     }
 
@@ -280,6 +316,7 @@ where
             reconciler: Arc::new(reconciler),
             queue: queue.build(),
             workers: self.workers,
+            overload_backoff: self.overload_backoff,
             metrics: self.metrics,
             shutdown_timeout: self.shutdown_timeout,
             read_your_writes: self.read_your_writes,
@@ -300,6 +337,7 @@ pub struct Controller<K, R = ()> {
     reconciler: Arc<R>,
     queue: WorkQueue<ObjectKey>,
     workers: usize,
+    overload_backoff: Option<OverloadBackoff>,
     metrics: Option<Metrics>,
     shutdown_timeout: Duration,
     read_your_writes: bool,
@@ -337,6 +375,7 @@ where
             watches: Vec::new(),
             workers: 1,
             rate_limiter: None,
+            overload_backoff: Some(OverloadBackoff::default()),
             metrics: factory.metrics().cloned(),
             shutdown_timeout: Duration::from_secs(30),
             read_your_writes: true,
@@ -463,6 +502,14 @@ where
                 reconciler: self.reconciler.clone(),
                 queue: self.queue.clone(),
                 workers: self.workers,
+                overload: self.overload_backoff.map(|backoff| {
+                    Arc::new(overload::OverloadGate::new(
+                        backoff,
+                        &self.name,
+                        self.queue.clone(),
+                        self.metrics.as_ref(),
+                    ))
+                }),
                 metrics: self.metrics.clone(),
                 shutdown_timeout: self.shutdown_timeout,
                 context: context.clone(),

@@ -188,7 +188,9 @@ impl InformerFactory {
     }
 
     /// A factory whose informers use a client built from `config`, and name
-    /// `config.cluster_url` when a list or watch fails.
+    /// `config.cluster_url` when a list or watch fails. The client is kube's, with
+    /// `config`'s `default_retry` as it is (see [`crate::kubeconfig`] for why
+    /// kube-reconcile's loader turns it off).
     ///
     /// # Errors
     /// When the client cannot be built from `config` (e.g. an unreadable certificate).

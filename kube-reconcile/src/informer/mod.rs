@@ -38,8 +38,12 @@
 //! Caveat: the cache is then stale for that object, so a controller may act on its old
 //! state; the log line and the metric are how to notice.
 //!
-//! **Failed lists and watches** are retried with kube's default backoff (800 ms doubling
-//! to 30 s, jittered, restarting after a success), each failure logged once as a
+//! **Failed lists and watches** are retried with backoff: 800 ms doubling to 2.5 s,
+//! each delay plus up to as much again at random, restarting after a success. So an
+//! informer retries a server that is down at least every 5 s and is back within 5 s of
+//! its recovery, where kube's and client-go's default goes to 30 s (a failed attempt
+//! costs an overloaded server little: 429s are answered before any work). Each
+//! failure is logged once as a
 //! warning naming the resource, the namespace, the server, the whole cause down to the
 //! OS error ([`describe_error`]) and the delay before the next attempt, e.g.
 //! `list/watch of configmaps in namespace demo at http://127.0.0.1:44337/ failed

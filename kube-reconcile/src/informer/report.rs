@@ -3,6 +3,7 @@
 
 use std::{error::Error, fmt, sync::Arc, time::Duration};
 
+use backon::BackoffBuilder;
 use kube::{core::Status, runtime::watcher};
 use tracing::warn;
 
@@ -109,11 +110,23 @@ impl fmt::Display for Origin {
     }
 }
 
-/// Delays between failed attempts: kube's default (800 ms doubling to 30 s, jittered),
-/// restarting from the shortest once the server answered with objects or a list.
+/// The shortest wait before a failed list or watch is tried again (kube's and
+/// client-go's first step).
+const RETRY_INITIAL: Duration = Duration::from_millis(800);
+/// The longest wait before random jitter of up to as much again: so an informer tries
+/// an overloaded or unreachable server at least every 5 s, and is back within 5 s of
+/// its recovery. kube's and client-go's go to 30 s (kube's jitter to 60 s), which left
+/// a controller blind for half a minute after a one-minute outage. A failed attempt
+/// costs the server little: a 429 is answered before any work, a refused connection
+/// not at all, and streaming lists are served from the watch cache.
+const RETRY_MAX: Duration = Duration::from_millis(2_500);
+
+/// Delays between failed attempts: 800 ms doubling to 2.5 s, each plus up to as much
+/// again at random, restarting from the shortest once the server answered with objects
+/// or a list.
 #[derive(Default)]
 pub(super) struct Retry {
-    failing: Option<watcher::DefaultBackoff>,
+    failing: Option<backon::ExponentialBackoff>,
 }
 
 impl Retry {
@@ -126,9 +139,16 @@ impl Retry {
 
     /// Logs `error` (one line per attempt) and returns how long to wait.
     pub(super) fn failed(&mut self, origin: &Origin, error: &watcher::Error) -> Duration {
-        let backoff = self.failing.get_or_insert_with(Default::default);
-        // kube's default backoff never gives up; should that change, keep retrying.
-        let delay = backoff.next().unwrap_or(Duration::from_secs(30));
+        let backoff = self.failing.get_or_insert_with(|| {
+            backon::ExponentialBuilder::default()
+                .with_min_delay(RETRY_INITIAL)
+                .with_max_delay(RETRY_MAX)
+                .with_jitter()
+                .without_max_times()
+                .build()
+        });
+        // Built without a limit on attempts, so it always has a next delay.
+        let delay = backoff.next().unwrap_or(RETRY_MAX);
         warn!(
             resource = %origin.resource,
             "list/watch of {origin} failed (retrying in {delay:.1?}): {}",
@@ -177,6 +197,19 @@ mod tests {
         let status =
             Status::failure("404 page not found", "Failed to parse error data").with_code(404);
         assert_eq!(describe_status(&status), "404 NotFound: 404 page not found");
+    }
+
+    #[test]
+    fn retries_wait_at_most_five_seconds_however_long_the_failure_and_restart_after_success() {
+        let origin = Origin::of::<Status>();
+        let error = watcher::Error::NoResourceVersion;
+        let mut retry = Retry::default();
+        let delays: Vec<Duration> = (0..40).map(|_| retry.failed(&origin, &error)).collect();
+        assert!((RETRY_INITIAL..RETRY_INITIAL * 2).contains(&delays[0]));
+        assert!(delays.iter().all(|d| *d <= RETRY_MAX * 2), "{delays:?}");
+        assert!(delays[10..].iter().all(|d| *d >= RETRY_MAX), "{delays:?}");
+        retry.succeeded();
+        assert!(retry.failed(&origin, &error) < RETRY_INITIAL * 2);
     }
 
     #[test]

@@ -411,19 +411,21 @@ impl<K: QueueKey> WorkQueue<K> {
         }
     }
 
-    /// Adds `key` after the delay the rate limiter gives it (its next backoff step).
-    pub fn add_rate_limited(&self, key: K) {
-        self.add_rate_limited_with_priority(key, Priority::Normal);
+    /// Adds `key` after the delay the rate limiter gives it (its next backoff step),
+    /// and returns that delay.
+    pub fn add_rate_limited(&self, key: K) -> Duration {
+        self.add_rate_limited_with_priority(key, Priority::Normal)
     }
 
     /// [`add_rate_limited`](Self::add_rate_limited) at `priority`, e.g. the priority
     /// the failed key was handed out with.
-    pub fn add_rate_limited_with_priority(&self, key: K, priority: Priority) {
+    pub fn add_rate_limited_with_priority(&self, key: K, priority: Priority) -> Duration {
         let delay = self.inner.rate_limiter.when(&key);
         if let Some(metrics) = &self.inner.metrics {
             metrics.retried();
         }
         self.add_after_with_priority(key, delay, priority);
+        delay
     }
 
     /// Clears the rate limiter's failure history of `key` (call after a success).

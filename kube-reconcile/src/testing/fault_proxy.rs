@@ -12,10 +12,7 @@ use std::{
     time::Duration,
 };
 
-use kube::{
-    Client, Config,
-    config::{KubeConfigOptions, Kubeconfig},
-};
+use kube::{Client, Config};
 use serde_json::json;
 
 use super::{Error, pki, process::http_request};
@@ -82,10 +79,9 @@ impl FaultProxy {
 
     /// The admin client's configuration through the proxy.
     pub async fn config(&self) -> Result<Config, Error> {
-        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).map_err(Error::Kubeconfig)?;
-        Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        crate::kubeconfig::load(&self.kubeconfig, None)
             .await
-            .map_err(Error::Kubeconfig)
+            .map_err(|e| Error::Kubeconfig(e.source))
     }
 
     /// A new admin client through the proxy. Make one per tokio runtime.

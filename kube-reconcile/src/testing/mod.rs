@@ -48,11 +48,7 @@ use k8s_openapi::{
     api::core::v1::Namespace,
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
-use kube::{
-    Api, Client, Config,
-    api::PostParams,
-    config::{KubeConfigOptions, Kubeconfig},
-};
+use kube::{Api, Client, Config, api::PostParams};
 use tracing::{info, instrument::WithSubscriber, subscriber::NoSubscriber};
 
 pub use assets::{Assets, KUBERNETES_VERSION};
@@ -82,6 +78,7 @@ pub struct ControlPlaneBuilder {
     manual_node: bool,
     controllers: Option<Vec<String>>,
     controller_manager_args: Vec<String>,
+    controller_manager_through_proxy: bool,
     scheduler_args: Vec<String>,
     crds: Vec<CustomResourceDefinition>,
     audit_log: bool,
@@ -159,6 +156,16 @@ impl ControlPlaneBuilder {
     {
         self.controller_manager_args
             .extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Has kube-controller-manager reach the API server through the
+    /// [`fault_proxy`](Self::fault_proxy) (which this turns on), so that the proxy's
+    /// faults hit it as they hit a controller under test, e.g. to compare how each
+    /// recovers from an outage. kube-scheduler and kwok still go direct.
+    pub fn kube_controller_manager_through_fault_proxy(mut self) -> Self {
+        self.controller_manager_through_proxy = true;
+        self.fault_proxy = true;
         self
     }
 
@@ -305,8 +312,12 @@ impl ControlPlane {
             );
         }
         if let Some(controllers) = &options.controllers {
+            let kubeconfig = match &self.fault_proxy {
+                Some(proxy) if options.controller_manager_through_proxy => proxy.kubeconfig_path(),
+                _ => &self.kubeconfig,
+            };
             let mut args = vec![
-                format!("--kubeconfig={}", self.kubeconfig.display()),
+                format!("--kubeconfig={}", kubeconfig.display()),
                 "--leader-elect=false".to_string(),
                 "--secure-port=0".to_string(),
                 format!("--controllers={}", controllers.join(",")),
@@ -440,10 +451,9 @@ impl ControlPlane {
 
     /// The admin client's configuration, to adjust (timeouts, user agent) before use.
     pub async fn config(&self) -> Result<Config, Error> {
-        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).map_err(Error::Kubeconfig)?;
-        Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        crate::kubeconfig::load(&self.kubeconfig, None)
             .await
-            .map_err(Error::Kubeconfig)
+            .map_err(|e| Error::Kubeconfig(e.source))
     }
 
     /// Creates a namespace named `<prefix>-<random>` and returns its name.
