@@ -163,8 +163,25 @@ async fn a_rollout_that_never_becomes_ready_exceeds_its_deadline() {
         let extra = json!({"spec": {"progressDeadlineSeconds": 2}});
         env.create_deployment(deployment("web", 2, true, extra))
             .await;
-        // Nothing makes the pods ready: the deadline passes.
-        tokio::time::sleep(Duration::from_secs(4)).await;
+        // Nothing makes the pods ready: the deadline passes. Each side is snapshotted
+        // once its own controller has said so (the two sides' clocks start apart).
+        let deadline_exceeded = async || {
+            let web = env.deployments().get("web").await.unwrap();
+            let conditions = web.status.and_then(|s| s.conditions).unwrap_or_default();
+            conditions.iter().any(|c| {
+                c.type_.as_deref() == Some("Progressing")
+                    && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+            })
+        };
+        let started = std::time::Instant::now();
+        while !deadline_exceeded().await {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{:?} side: no ProgressDeadlineExceeded within 60 s",
+                env.side
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         env
     })
     .await;

@@ -14,7 +14,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::{core::v1::Endpoints, discovery::v1::EndpointSlice};
+use k8s_openapi::api::{
+    core::v1::{Endpoints, Pod, Service},
+    discovery::v1::EndpointSlice,
+};
 use kube::{Api, ResourceExt, api::ListParams};
 use serde_json::{Value, json};
 
@@ -81,6 +84,88 @@ impl Env {
             }
         }
         json!(by_service)
+    }
+}
+
+impl Env {
+    /// Whether every Service's EndpointSlices already say what its pods say: each
+    /// selected pod with an IP that has not finished is an endpoint, ready exactly when
+    /// the Service publishes not-ready addresses or the pod is Ready and not being
+    /// deleted, and no other address is there; and each slice carries the Service's
+    /// labels. A side is not quiet before this holds: a controller may first sync a
+    /// Service from a cache that has not seen a pod's last change, and catch up only
+    /// after a retry (kube-controller-manager's slice tracker retries a stale sync after
+    /// a second or two), which a fixed quiet period can miss.
+    pub async fn endpoint_slices_match_pods(&self) -> bool {
+        let services = Api::<Service>::namespaced(self.client.clone(), &self.ns)
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items;
+        if services.is_empty() {
+            return true;
+        }
+        let pods = Api::<Pod>::namespaced(self.client.clone(), &self.ns)
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items;
+        let slices = Api::<EndpointSlice>::namespaced(self.client.clone(), &self.ns)
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items;
+        services.iter().all(|service| {
+            let spec = service.spec.clone().unwrap_or_default();
+            let Some(selector) = spec.selector.filter(|s| !s.is_empty()) else {
+                return true;
+            };
+            let publish = spec.publish_not_ready_addresses.unwrap_or(false);
+            let expected: BTreeMap<String, bool> = pods
+                .iter()
+                .filter(|pod| selector.iter().all(|(k, v)| pod.labels().get(k) == Some(v)))
+                .filter_map(|pod| {
+                    let status = pod.status.as_ref()?;
+                    let ip = status.pod_ip.clone()?;
+                    let phase = status.phase.as_deref().unwrap_or_default();
+                    if phase == "Succeeded" || phase == "Failed" {
+                        return None;
+                    }
+                    let pod_ready = status
+                        .conditions
+                        .iter()
+                        .flatten()
+                        .any(|c| c.type_ == "Ready" && c.status == "True");
+                    let deleting = pod.metadata.deletion_timestamp.is_some();
+                    Some((ip, publish || (pod_ready && !deleting)))
+                })
+                .collect();
+            let own: Vec<&EndpointSlice> = slices
+                .iter()
+                .filter(|slice| {
+                    slice.labels().get("kubernetes.io/service-name") == Some(&service.name_any())
+                })
+                .collect();
+            let actual: BTreeMap<String, bool> = own
+                .iter()
+                .flat_map(|slice| slice.endpoints.iter().flatten())
+                .flat_map(|endpoint| {
+                    let ready = endpoint
+                        .conditions
+                        .as_ref()
+                        .and_then(|c| c.ready)
+                        .unwrap_or(false);
+                    endpoint.addresses.iter().map(move |ip| (ip.clone(), ready))
+                })
+                .collect();
+            let labelled = own.iter().all(|slice| {
+                service
+                    .labels()
+                    .iter()
+                    .all(|(k, v)| slice.labels().get(k) == Some(v))
+            });
+            actual == expected && labelled
+        })
     }
 }
 

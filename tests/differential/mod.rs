@@ -317,8 +317,10 @@ impl Env {
         format!("10.250.{}.{}", n / 250, n % 250 + 1)
     }
 
-    /// Waits until every ReplicaSet observed its generation and nothing changed for a
-    /// while.
+    /// Waits until every ReplicaSet and Deployment observed its generation, every
+    /// Service's EndpointSlices hold what its pods say
+    /// ([`endpoint_slices_match_pods`](Self::endpoint_slices_match_pods)), and nothing
+    /// changed for a while.
     pub async fn wait_quiet(&self) {
         let deadline = tokio::time::Instant::now() + SETTLE;
         let mut last = Value::Null;
@@ -357,6 +359,10 @@ impl Env {
         observed &= deployments.items.iter().all(|d| {
             d.status.as_ref().and_then(|s| s.observed_generation) == d.metadata.generation
         });
+        observed &= self.endpoint_slices_match_pods().await;
+        let pods = self.pods().list(&ListParams::default()).await.unwrap();
+        observed &= statuses_count_what_they_own(&replica_sets.items, &pods.items);
+        observed &= deployment_statuses_add_up(&deployments.items, &replica_sets.items);
         (self.snapshot().await, observed)
     }
 
@@ -446,18 +452,16 @@ impl Env {
             )
         });
         // Numbered per Deployment: two Deployments' ReplicaSets are independent
-        // objects, created in either order on each side.
+        // objects, created in either order on each side. A ReplicaSet's Deployment is
+        // read from its name (`<deployment>-<hash>`), which, unlike its owner
+        // reference, does not depend on when it was first seen (an orphan is adopted).
         let mut numbered: BTreeMap<String, usize> = BTreeMap::new();
         sets.iter()
             .filter_map(|rs| {
                 let hash = rs.labels().get("pod-template-hash")?.clone();
-                let owner = rs
-                    .owner_references()
-                    .iter()
-                    .find(|owner| owner.controller == Some(true))
-                    .map(|owner| owner.name.clone())
-                    .unwrap_or_default();
-                let number = numbered.entry(owner).or_default();
+                let name = rs.name_any();
+                let deployment = name.strip_suffix(&format!("-{hash}")).unwrap_or(&name);
+                let number = numbered.entry(deployment.to_string()).or_default();
                 *number += 1;
                 Some((hash, format!("h{number}")))
             })
@@ -841,6 +845,66 @@ where
     Fut: Future<Output = Env>,
 {
     run_kit(Kit::ServiceEndpoints, name, scenario).await
+}
+
+/// Whether each ReplicaSet's status counts the active pods it controls (not finished,
+/// not being deleted) and how many of them are Ready. A pod's readiness reaches the
+/// status only after the controller saw it, which no generation shows: without this a
+/// side could look quiet between a pod turning Ready and its ReplicaSet saying so.
+fn statuses_count_what_they_own(replica_sets: &[ReplicaSet], pods: &[Pod]) -> bool {
+    replica_sets.iter().all(|rs| {
+        let uid = rs.uid();
+        let active: Vec<&Pod> = pods
+            .iter()
+            .filter(|pod| {
+                let owner = pod
+                    .owner_references()
+                    .iter()
+                    .find(|o| o.controller == Some(true));
+                owner.map(|o| Some(&o.uid)) == Some(uid.as_ref())
+            })
+            .filter(|pod| pod.metadata.deletion_timestamp.is_none())
+            .filter(|pod| {
+                let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+                !matches!(phase, Some("Succeeded" | "Failed"))
+            })
+            .collect();
+        let ready = active
+            .iter()
+            .filter(|pod| {
+                let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+                conditions
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            })
+            .count();
+        let status = rs.status.clone().unwrap_or_default();
+        status.replicas == active.len() as i32 && status.ready_replicas.unwrap_or(0) == ready as i32
+    })
+}
+
+/// Whether each Deployment's replica counts are the sums of its ReplicaSets'.
+fn deployment_statuses_add_up(deployments: &[Deployment], replica_sets: &[ReplicaSet]) -> bool {
+    deployments.iter().all(|deployment| {
+        let uid = deployment.uid();
+        let owned = replica_sets.iter().filter(|rs| {
+            let owner = rs
+                .owner_references()
+                .iter()
+                .find(|o| o.controller == Some(true));
+            owner.map(|o| Some(&o.uid)) == Some(uid.as_ref())
+        });
+        let (replicas, ready) = owned.fold((0, 0), |(replicas, ready), rs| {
+            let status = rs.status.clone().unwrap_or_default();
+            (
+                replicas + status.replicas,
+                ready + status.ready_replicas.unwrap_or(0),
+            )
+        });
+        let status = deployment.status.clone().unwrap_or_default();
+        status.replicas.unwrap_or(0) == replicas && status.ready_replicas.unwrap_or(0) == ready
+    })
 }
 
 /// A ReplicaSet manifest: selector `app=<name>`, template labels `app=<name>` plus
